@@ -1,0 +1,15 @@
+#pragma once
+// Shared declarations of the binding translation units: one register_<area>() per area of the core.
+
+#include <pybind11/pybind11.h>
+
+namespace modelagent::bindings {
+
+void register_errors(pybind11::module_& m);
+void register_storage_uri(pybind11::module_& m);
+void register_naming(pybind11::module_& m);
+void register_model_entry(pybind11::module_& m);
+void register_model_metadata(pybind11::module_& m);
+void register_download(pybind11::module_& m);
+
+}  // namespace modelagent::bindings

@@ -1,0 +1,15 @@
+// The private extension module modelagent._core. Each area registers itself from its own file.
+
+#include "bindings.hpp"
+#include "modelagent/version.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "modelagent C++ core (private; use the modelagent package)";
+  m.attr("__version__") = modelagent::kVersion;
+  modelagent::bindings::register_errors(m);
+  modelagent::bindings::register_storage_uri(m);
+  modelagent::bindings::register_naming(m);
+  modelagent::bindings::register_model_entry(m);
+  modelagent::bindings::register_model_metadata(m);
+  modelagent::bindings::register_download(m);
+}

@@ -1,0 +1,1 @@
+#include "modelagent/version.hpp"

@@ -1,0 +1,1 @@
+"""pytest plugin (``pytest -p modelagent.testing.plugin``, auto-registered through the entry point)."""
