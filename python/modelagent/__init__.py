@@ -7,19 +7,47 @@ this package is the public Python face of it and hosts the Kubernetes control lo
 from __future__ import annotations
 
 from modelagent._core import (
+    CancelledError,
+    DiskSpaceError,
+    DownloadError,
+    EntryNotFoundError,
+    GatedRepoError,
+    HttpStatusError,
     InvalidStorageUri,
     ModelAgentError,
     ModelConfigError,
     ModelEntryError,
+    RateLimitedError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
     SafetensorsError,
+    UnauthorizedError,
+    UnsafePathError,
+    VerificationError,
     __version__,
 )
 
+# --- storage URIs, naming, model entries (area: storage_uri / naming / model_entry) ---
+# --- model metadata (area: model_metadata) ---
+# --- downloads (area: download) ---
+
 __all__ = [
+    "CancelledError",
+    "DiskSpaceError",
+    "DownloadError",
+    "EntryNotFoundError",
+    "GatedRepoError",
+    "HttpStatusError",
     "InvalidStorageUri",
     "ModelAgentError",
     "ModelConfigError",
     "ModelEntryError",
+    "RateLimitedError",
+    "RepositoryNotFoundError",
+    "RevisionNotFoundError",
     "SafetensorsError",
+    "UnauthorizedError",
+    "UnsafePathError",
+    "VerificationError",
     "__version__",
 ]

@@ -1,25 +1,27 @@
-"""The ``model-agent`` command line."""
+"""The ``model-agent`` command line: one module per subcommand under ``modelagent.commands``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from modelagent import __version__
-
-
-def _cmd_version(args: argparse.Namespace) -> int:
-    print(f"model-agent {__version__}")
-    return 0
+# Each module defines add_parser(subparsers) which registers its subcommand and sets func=run.
+_COMMAND_MODULES = [
+    "modelagent.commands.version",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-agent", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="model-agent",
+        description="Per-node model agent for LLM serving: download, verify, inspect and report models.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    p_version = sub.add_parser("version", help="print the version")
-    p_version.set_defaults(func=_cmd_version)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 

@@ -37,4 +37,80 @@ class ModelEntryError : public Error {
   using Error::Error;
 };
 
+// Base of every failure to fetch or place a file. Messages name the URL or path at fault.
+class DownloadError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The server answered with an HTTP status that cannot succeed on retry (or retries ran out).
+class HttpStatusError : public DownloadError {
+ public:
+  HttpStatusError(const std::string& message, long status, std::string url)
+      : DownloadError(message), status_(status), url_(std::move(url)) {}
+  long status() const { return status_; }
+  const std::string& url() const { return url_; }
+
+ private:
+  long status_;
+  std::string url_;
+};
+
+// 429 responses outlasted the retry budget. retry_after() is the server's last requested wait.
+class RateLimitedError : public HttpStatusError {
+ public:
+  RateLimitedError(const std::string& message, std::string url, double retry_after_seconds)
+      : HttpStatusError(message, 429, std::move(url)), retry_after_(retry_after_seconds) {}
+  double retry_after() const { return retry_after_; }
+
+ private:
+  double retry_after_;
+};
+
+// Hugging Face typed errors (dispatched on X-Error-Code, then status; protocols.md section 1.6).
+class RepositoryNotFoundError : public HttpStatusError {
+ public:
+  using HttpStatusError::HttpStatusError;
+};
+class GatedRepoError : public RepositoryNotFoundError {
+ public:
+  using RepositoryNotFoundError::RepositoryNotFoundError;
+};
+class RevisionNotFoundError : public HttpStatusError {
+ public:
+  using HttpStatusError::HttpStatusError;
+};
+class EntryNotFoundError : public HttpStatusError {
+ public:
+  using HttpStatusError::HttpStatusError;
+};
+class UnauthorizedError : public HttpStatusError {
+ public:
+  using HttpStatusError::HttpStatusError;
+};
+
+// Content did not match its expected digest or size after the retry budget.
+class VerificationError : public DownloadError {
+ public:
+  using DownloadError::DownloadError;
+};
+
+// Not enough free space for the plan (checked before any byte is written).
+class DiskSpaceError : public DownloadError {
+ public:
+  using DownloadError::DownloadError;
+};
+
+// A destination name that is absolute, contains "..", NUL, is over-long or escapes through a symlink.
+class UnsafePathError : public DownloadError {
+ public:
+  using DownloadError::DownloadError;
+};
+
+// The caller cancelled; partial files are left resumable.
+class CancelledError : public DownloadError {
+ public:
+  using DownloadError::DownloadError;
+};
+
 }  // namespace modelagent

@@ -1,0 +1,1 @@
+"""Subcommands of ``model-agent``; each module registers one through ``add_parser``."""
