@@ -11,5 +11,6 @@ void register_naming(pybind11::module_& m);
 void register_model_entry(pybind11::module_& m);
 void register_model_metadata(pybind11::module_& m);
 void register_download(pybind11::module_& m);
+void register_huggingface(pybind11::module_& m);
 
 }  // namespace modelagent::bindings

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   modelagent::bindings::register_model_entry(m);
   modelagent::bindings::register_model_metadata(m);
   modelagent::bindings::register_download(m);
+  modelagent::bindings::register_huggingface(m);
 }

@@ -30,6 +30,7 @@ from modelagent._core import (
 # --- storage URIs, naming, model entries (area: storage_uri / naming / model_entry) ---
 # --- model metadata (area: model_metadata) ---
 # --- downloads (area: download) ---
+# --- Hugging Face source (area: huggingface) ---
 
 __all__ = [
     "CancelledError",

@@ -36,3 +36,5 @@ class CancelledError(DownloadError): ...
 # --- model_metadata ---
 
 # --- download ---
+
+# --- huggingface ---
