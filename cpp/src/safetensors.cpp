@@ -130,13 +130,15 @@ class HeaderHandler : public nlohmann::json_sax<json> {
   }
 
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) override {
+    // nlohmann's text reads "[json.exception.parse_error.101] parse error at line 1, column 7: <reason>";
+    // keep the reason and report a 0-based byte offset into the header instead of line and column.
     std::string what = ex.what();
-    // Drop nlohmann's "[json.exception.parse_error.101] " tag; keep its description.
-    if (auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos) {
-      what.erase(0, close + 2);
+    if (auto colon = what.find(": "); what.rfind("[json.exception", 0) == 0 && colon != std::string::npos) {
+      what.erase(0, colon + 2);
     }
-    throw SafetensorsError(label_ + ": header is not valid JSON (byte " + std::to_string(position) +
-                           " of the header): " + what);
+    const size_t offset = position > 0 ? position - 1 : 0;
+    throw SafetensorsError(label_ + ": header is not valid JSON at byte offset " + std::to_string(offset) + ": " +
+                           what);
   }
 
  private:

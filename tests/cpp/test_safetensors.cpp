@@ -1,0 +1,420 @@
+// Safetensors header reading: valid layouts, every hostile-header rejection, bounded reads.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "modelagent/errors.hpp"
+#include "modelagent/safetensors.hpp"
+
+namespace fs = std::filesystem;
+using modelagent::dtype_bits;
+using modelagent::parse_safetensors_header;
+using modelagent::read_safetensors_header;
+using modelagent::SafetensorsError;
+using ordered_json = nlohmann::ordered_json;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "st-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+struct Spec {
+  std::string name, dtype;
+  std::vector<uint64_t> shape;
+};
+
+// A header JSON with contiguous data offsets; data_size receives the data section length.
+std::string make_header(const std::vector<Spec>& specs, uint64_t& data_size) {
+  ordered_json h = ordered_json::object();
+  h["__metadata__"] = {{"format", "pt"}};
+  uint64_t offset = 0;
+  for (const auto& s : specs) {
+    uint64_t n = 1;
+    for (auto d : s.shape) n *= d;
+    uint64_t bytes = (n * dtype_bits(s.dtype) + 7) / 8;
+    h[s.name] = {{"dtype", s.dtype}, {"shape", s.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  data_size = offset;
+  return h.dump();
+}
+
+// Writes prefix + header, then extends the file (sparsely) by data_size bytes.
+void write_raw(const fs::path& file, uint64_t declared_length, const std::string& header, uint64_t data_size) {
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((declared_length >> (8 * i)) & 0xff);
+  bytes += header;
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  ASSERT_EQ(::truncate(file.c_str(), static_cast<off_t>(bytes.size() + data_size)), 0);
+}
+
+void write_file(const fs::path& file, const std::string& header, uint64_t data_size) {
+  write_raw(file, header.size(), header, data_size);
+}
+
+// Runs fn, expects SafetensorsError, and checks that its message contains every fragment.
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments) {
+  try {
+    fn();
+    ADD_FAILURE() << "no SafetensorsError thrown; expected one mentioning " << fragments.front();
+  } catch (const SafetensorsError& e) {
+    std::string msg = e.what();
+    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+  }
+}
+
+void expect_parse_error(const std::string& json, uint64_t data_size, const std::vector<std::string>& fragments) {
+  auto with_label = fragments;
+  with_label.insert(with_label.begin(), "shard.safetensors");
+  expect_error([&] { parse_safetensors_header(json, data_size, "shard.safetensors"); }, with_label);
+}
+
+std::string tensor(const std::string& name, const std::string& dtype, const std::string& shape, uint64_t begin,
+                   uint64_t end) {
+  return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
+         std::to_string(begin) + "," + std::to_string(end) + "]}";
+}
+
+}  // namespace
+
+TEST(DtypeBits, EveryKnownDtype) {
+  const std::vector<std::pair<std::string, unsigned>> table = {
+      {"F64", 64},     {"F32", 32},         {"F16", 16},         {"BF16", 16},    {"I64", 64},    {"I32", 32},
+      {"I16", 16},     {"I8", 8},           {"U64", 64},         {"U32", 32},     {"U16", 16},    {"U8", 8},
+      {"BOOL", 8},     {"F8_E4M3", 8},      {"F8_E5M2", 8},      {"F8_E8M0", 8},  {"F4", 4},      {"F6_E2M3", 6},
+      {"F6_E3M2", 6},  {"F8_E4M3FNUZ", 8},  {"F8_E5M2FNUZ", 8},  {"C64", 64}};
+  for (const auto& [name, bits] : table) EXPECT_EQ(dtype_bits(name), bits) << name;
+}
+
+TEST(DtypeBits, UnknownDtypeThrowsNamingIt) {
+  expect_error([] { dtype_bits("F128"); }, {"F128"});
+  expect_error([] { dtype_bits("f32"); }, {"f32"});
+  expect_error([] { dtype_bits(""); }, {"dtype"});
+}
+
+TEST(ParseHeader, ValidHeaderKeepsOrderFieldsAndMetadata) {
+  std::string json = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"x\"}," +
+                     tensor("z.weight", "BF16", "[2,3]", 0, 12) + "," + tensor("a.bias", "F32", "[3]", 12, 24) +
+                     "," + tensor("scalar", "F64", "[]", 24, 32) + "," + tensor("empty", "F16", "[4,0]", 32, 32) +
+                     "}    ";
+  auto h = parse_safetensors_header(json, 32, "m.safetensors");
+  EXPECT_EQ(h.file, "m.safetensors");
+  EXPECT_EQ(h.header_length, json.size());
+  ASSERT_EQ(h.tensors.size(), 4u);
+  EXPECT_EQ(h.tensors[0].name, "z.weight");
+  EXPECT_EQ(h.tensors[0].dtype, "BF16");
+  EXPECT_EQ(h.tensors[0].shape, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(h.tensors[0].element_count, 6u);
+  EXPECT_EQ(h.tensors[0].data_begin, 0u);
+  EXPECT_EQ(h.tensors[0].data_end, 12u);
+  EXPECT_EQ(h.tensors[1].name, "a.bias");
+  EXPECT_EQ(h.tensors[2].name, "scalar");
+  EXPECT_TRUE(h.tensors[2].shape.empty());
+  EXPECT_EQ(h.tensors[2].element_count, 1u);
+  EXPECT_EQ(h.tensors[3].element_count, 0u);
+  EXPECT_EQ(h.metadata.at("format"), "pt");
+  EXPECT_EQ(h.metadata.at("note"), "x");
+  EXPECT_EQ(h.metadata.size(), 2u);
+}
+
+TEST(ParseHeader, EmptyHeaderAndNullMetadataAndUnknownFieldsAreAccepted) {
+  EXPECT_TRUE(parse_safetensors_header("{}", 0, "f").tensors.empty());
+  auto h = parse_safetensors_header(
+      "{\"__metadata__\":null,\"t\":{\"extra\":{\"deep\":[[1],{\"k\":null}]},\"dtype\":\"U8\",\"shape\":[2],"
+      "\"data_offsets\":[0,2],\"more\":true}}",
+      2, "f");
+  ASSERT_EQ(h.tensors.size(), 1u);
+  EXPECT_EQ(h.tensors[0].element_count, 2u);
+  EXPECT_TRUE(h.metadata.empty());
+}
+
+TEST(ParseHeader, SubByteDtypesRoundUpToWholeBytes) {
+  // 3 x F4 = 12 bits -> 2 bytes; 3 x F6 = 18 bits -> 3 bytes; 5 x F6 = 30 bits -> 4 bytes.
+  EXPECT_NO_THROW(parse_safetensors_header("{" + tensor("t", "F4", "[3]", 0, 2) + "}", 2, "f"));
+  expect_parse_error("{" + tensor("t", "F4", "[3]", 0, 1) + "}", 1, {"'t'", "needs 2"});
+  expect_parse_error("{" + tensor("t", "F4", "[3]", 0, 3) + "}", 3, {"'t'", "needs 2"});
+  EXPECT_NO_THROW(parse_safetensors_header("{" + tensor("t", "F6_E2M3", "[3]", 0, 3) + "}", 3, "f"));
+  EXPECT_NO_THROW(parse_safetensors_header("{" + tensor("t", "F6_E3M2", "[5]", 0, 4) + "}", 4, "f"));
+  EXPECT_NO_THROW(parse_safetensors_header("{" + tensor("t", "F4", "[8,2]", 0, 8) + "}", 8, "f"));
+}
+
+TEST(ParseHeader, MalformedJsonNamesFileAndPosition) {
+  expect_parse_error("{\"a\": ", 0, {"not valid JSON at byte offset 6", "unexpected end of input"});
+  expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "} trailing", 1, {"not valid JSON at byte offset 56"});
+  expect_parse_error("", 0, {"not valid JSON at byte offset 0"});
+  expect_parse_error("{\"bad\xff\":1}", 0, {"not valid JSON at byte offset 5", "UTF-8"});
+  expect_parse_error("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,],\"data_offsets\":[0,1]}}", 1,
+                     {"not valid JSON at byte offset 30"});
+}
+
+TEST(ParseHeader, NonObjectTopLevelOrEntriesAreRejected) {
+  expect_parse_error("[]", 0, {"must be a JSON object", "array"});
+  expect_parse_error("42", 0, {"must be a JSON object", "number"});
+  expect_parse_error("{\"w\":3}", 0, {"tensor 'w'", "must be an object", "number"});
+  expect_parse_error("{\"w\":[1,2]}", 0, {"tensor 'w'", "must be an object", "array"});
+  expect_parse_error("{\"w\":\"x\"}", 0, {"tensor 'w'", "must be an object", "string"});
+}
+
+TEST(ParseHeader, MetadataMustMapStringsToStrings) {
+  expect_parse_error("{\"__metadata__\":{\"format\":1}}", 0, {"__metadata__", "'format'", "must be a string"});
+  expect_parse_error("{\"__metadata__\":{\"format\":{}}}", 0, {"__metadata__", "'format'", "must be a string"});
+  expect_parse_error("{\"__metadata__\":[\"pt\"]}", 0, {"__metadata__", "object of strings"});
+  expect_parse_error("{\"__metadata__\":\"pt\"}", 0, {"__metadata__", "object of strings"});
+}
+
+TEST(ParseHeader, FieldErrorsNameTheTensor) {
+  expect_parse_error("{" + tensor("w", "Q4_K", "[2]", 0, 1) + "}", 1, {"tensor 'w'", "unknown dtype 'Q4_K'"});
+  expect_parse_error("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,1]}}", 1, {"'w'", "\"dtype\" must be a string"});
+  expect_parse_error("{\"w\":{\"shape\":[1],\"data_offsets\":[0,1]}}", 1, {"'w'", "\"dtype\" is missing"});
+  expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"data_offsets\":[0,1]}}", 1, {"'w'", "\"shape\" is missing"});
+  expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"shape\":[1]}}", 1, {"'w'", "\"data_offsets\" is missing"});
+  expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+                     {"'w'", "\"dtype\" appears twice"});
+  expect_parse_error("{" + tensor("w", "U8", "[-1]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "negative"});
+  expect_parse_error("{" + tensor("w", "U8", "[1.5]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "not an integer"});
+  expect_parse_error("{" + tensor("w", "U8", "[1e2]", 0, 100) + "}", 100, {"'w'", "\"shape\"", "not an integer"});
+  expect_parse_error("{" + tensor("w", "U8", "[18446744073709551616]", 0, 1) + "}", 1, {"'w'", "not an integer"});
+  expect_parse_error("{" + tensor("w", "U8", "[[1]]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "only non-negative integers"});
+  expect_parse_error("{" + tensor("w", "U8", "[\"1\"]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "string"});
+  expect_parse_error("{" + tensor("w", "U8", "7", 0, 1) + "}", 1, {"'w'", "\"shape\"", "must be an array"});
+  expect_parse_error("{" + tensor("w", "U8", "{}", 0, 1) + "}", 1, {"'w'", "\"shape\"", "must be an array"});
+  expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]}}", 1,
+                     {"'w'", "\"data_offsets\"", "exactly 2"});
+  expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1]}}", 1,
+                     {"'w'", "\"data_offsets\"", "exactly 2", "found 1"});
+  expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,-1]}}", 1,
+                     {"'w'", "\"data_offsets\"", "negative"});
+}
+
+TEST(ParseHeader, ShapeOverflowIsRejected) {
+  expect_parse_error("{" + tensor("big", "U8", "[4294967296,4294967296]", 0, 1) + "}", 1,
+                     {"tensor 'big'", "more than 2^64-1 elements"});
+  expect_parse_error("{" + tensor("big", "U8", "[2,2,4611686018427387904]", 0, 1) + "}", 1, {"'big'", "2^64-1"});
+  // Elements fit in 64 bits but their bytes do not.
+  expect_parse_error("{" + tensor("big", "F32", "[4611686018427387904]", 0, 1) + "}", 1,
+                     {"'big'", "needs more than 2^64-1 bytes"});
+  // A zero dimension makes an otherwise overflowing shape empty only if it comes first.
+  EXPECT_NO_THROW(parse_safetensors_header("{" + tensor("e", "U8", "[0,4294967296,4294967296]", 0, 0) + "}", 0, "f"));
+}
+
+TEST(ParseHeader, OffsetsMustLieInsideTheDataSectionAndMatchTheShape) {
+  expect_parse_error("{" + tensor("w", "U8", "[2]", 4, 2) + "}", 4, {"tensor 'w'", "[4, 2)", "begin after"});
+  expect_parse_error("{" + tensor("w", "U8", "[2]", 0, 2) + "}", 1, {"tensor 'w'", "outside the data section of 1"});
+  expect_parse_error("{" + tensor("w", "U8", "[2]", 18446744073709551614ull, 18446744073709551615ull) + "}", 100,
+                     {"'w'", "outside"});
+  expect_parse_error("{" + tensor("w", "F32", "[2,2]", 0, 12) + "}", 12,
+                     {"tensor 'w'", "hold 12 bytes", "[2, 2] of F32 needs 16"});
+  expect_parse_error("{" + tensor("w", "F16", "[]", 0, 4) + "}", 4, {"'w'", "needs 2"});
+}
+
+TEST(ParseHeader, TensorsMustTileTheDataSection) {
+  expect_parse_error("{" + tensor("a", "U8", "[2]", 0, 2) + "," + tensor("b", "U8", "[2]", 1, 3) + "}", 3,
+                     {"tensor 'b'", "overlaps tensor 'a'"});
+  expect_parse_error("{" + tensor("a", "U8", "[2]", 0, 2) + "," + tensor("b", "U8", "[2]", 0, 2) + "}", 2,
+                     {"overlaps"});
+  expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "," + tensor("b", "U8", "[1]", 2, 3) + "}", 3,
+                     {"[1, 2)", "before tensor 'b'", "belong to no tensor"});
+  expect_parse_error("{" + tensor("a", "U8", "[1]", 1, 2) + "}", 2, {"[0, 1)", "belong to no tensor"});
+  expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "}", 5, {"cover 1 bytes", "has 5"});
+  expect_parse_error("{}", 5, {"cover 0 bytes", "has 5"});
+  expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "," + tensor("a", "U8", "[1]", 1, 2) + "}", 2,
+                     {"tensor 'a'", "more than once"});
+  // Zero-sized tensors at a boundary are fine.
+  EXPECT_NO_THROW(parse_safetensors_header(
+      "{" + tensor("a", "U8", "[0]", 0, 0) + "," + tensor("b", "U8", "[2]", 0, 2) + "," +
+          tensor("c", "U8", "[0]", 2, 2) + "}",
+      2, "f"));
+}
+
+TEST(ParseHeader, HostileNamesAreEscapedAndShortenedInErrors) {
+  std::string long_name(5000, 'x');
+  try {
+    parse_safetensors_header("{\"" + long_name + "\":1}", 0, "f");
+    FAIL() << "expected an error";
+  } catch (const SafetensorsError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u);
+    EXPECT_NE(std::string(e.what()).find("xxx..."), std::string::npos);
+  }
+  expect_parse_error("{\"a\\u0001b\":1}", 0, {"'a\\x01b'"});
+}
+
+TEST(ParseHeader, DeepNestingDoesNotCrash) {
+  std::string deep = "{\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"x\":" + std::string(100000, '[') +
+                     std::string(100000, ']') + "}}";
+  EXPECT_NO_THROW(parse_safetensors_header(deep, 1, "f"));
+  expect_parse_error(std::string(100000, '['), 0, {"must be a JSON object"});
+}
+
+class ReadHeader : public ::testing::Test {
+ protected:
+  TempDir dir;
+  fs::path file = dir.path() / "model.safetensors";
+};
+
+TEST_F(ReadHeader, ReadsAValidFile) {
+  uint64_t data = 0;
+  std::string header = make_header({{"w", "BF16", {3, 4}}, {"b", "F32", {4}}}, data);
+  write_file(file, header, data);
+  auto h = read_safetensors_header(file);
+  EXPECT_EQ(h.file, file.string());
+  EXPECT_EQ(h.header_length, header.size());
+  EXPECT_EQ(h.file_size, 8 + header.size() + data);
+  ASSERT_EQ(h.tensors.size(), 2u);
+  EXPECT_EQ(h.tensors[0].element_count, 12u);
+  EXPECT_EQ(h.tensors[1].data_begin, 24u);
+  EXPECT_EQ(h.metadata.at("format"), "pt");
+}
+
+TEST_F(ReadHeader, TinyRandomPhiModelFixture) {
+  fs::path shard = fs::path(MODELAGENT_FIXTURES_DIR) / "model-configs/tiny-random-PhiModel/model-1-of-2.safetensors";
+  auto h = read_safetensors_header(shard);
+  EXPECT_EQ(h.file_size, 188008u);
+  EXPECT_EQ(h.header_length, 2872u);
+  EXPECT_EQ(h.tensors.size(), 31u);
+  EXPECT_EQ(h.metadata.at("format"), "pt");
+  uint64_t elements = 0;
+  for (const auto& t : h.tensors) {
+    EXPECT_EQ(t.dtype, "F32") << t.name;
+    elements += t.element_count;
+  }
+  EXPECT_EQ(elements, 46282u);
+}
+
+TEST_F(ReadHeader, FileErrorsNameTheFile) {
+  expect_error([&] { read_safetensors_header(dir.path() / "absent.safetensors"); },
+               {"absent.safetensors", "cannot open"});
+  expect_error([&] { read_safetensors_header(dir.path()); }, {dir.path().string(), "not a regular file"});
+  {
+    std::ofstream(file, std::ios::binary) << "abc";
+  }
+  expect_error([&] { read_safetensors_header(file); }, {file.string(), "3 bytes", "too short"});
+}
+
+TEST_F(ReadHeader, HeaderLengthBeyondTheFileIsRejected) {
+  write_raw(file, 1000, "{}", 0);
+  expect_error([&] { read_safetensors_header(file); }, {file.string(), "header length 1000", "2 bytes that follow"});
+  write_raw(file, UINT64_MAX, "{}", 0);
+  expect_error([&] { read_safetensors_header(file); }, {file.string(), "exceeds the limit"});
+}
+
+TEST_F(ReadHeader, HeaderLengthOver100MiBIsRejectedEvenWhenTheFileIsLarger) {
+  const uint64_t limit = 100ull * 1024 * 1024;
+  write_raw(file, limit + 1, "{}", 2 * limit);  // sparse: 200 MiB of hole
+  expect_error([&] { read_safetensors_header(file); }, {file.string(), std::to_string(limit + 1), "100 MiB"});
+}
+
+TEST_F(ReadHeader, ParseErrorsFromAFileNameTheFileAndTheTensor) {
+  write_file(file, "{" + tensor("model.w", "F32", "[4]", 0, 16) + "}", 12);
+  expect_error([&] { read_safetensors_header(file); }, {file.string(), "tensor 'model.w'", "outside"});
+  write_file(file, "{" + tensor("model.w", "F32", "[4]", 0, 16) + "}", 20);
+  expect_error([&] { read_safetensors_header(file); }, {file.string(), "cover 16 bytes", "has 20"});
+}
+
+namespace {
+
+struct ProcIo {
+  uint64_t rchar = 0, syscr = 0;
+  uint64_t own_bytes = 0, own_calls = 0;  // what reading /proc/self/io itself cost
+};
+
+ProcIo read_proc_io() {
+  ProcIo io;
+  int fd = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    ++io.own_calls;
+    if (n <= 0) break;
+    io.own_bytes += static_cast<uint64_t>(n);
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  auto field = [&](const std::string& key) {
+    auto pos = text.find(key + ": ");
+    EXPECT_NE(pos, std::string::npos) << key;
+    return std::strtoull(text.c_str() + pos + key.size() + 2, nullptr, 10);
+  };
+  io.rchar = field("rchar");
+  io.syscr = field("syscr");
+  return io;
+}
+
+}  // namespace
+
+TEST_F(ReadHeader, ReadsOnlyThePrefixAndHeaderOfAHugeSparseFile) {
+  // A 4 GiB tensor whose data is a hole in a sparse file: reading it would take seconds and show in rchar.
+  uint64_t data = 0;
+  std::vector<Spec> specs;
+  for (int i = 0; i < 200; ++i) specs.push_back({"model.layers." + std::to_string(i) + ".weight", "F16", {16, 16}});
+  specs.push_back({"huge", "F32", {1ull << 30}});
+  std::string header = make_header(specs, data);
+  write_file(file, header, data);
+  ASSERT_EQ(fs::file_size(file), 8 + header.size() + data);
+  ASSERT_GT(data, 4ull << 30);
+
+  read_proc_io();  // warm up
+  ProcIo before = read_proc_io();
+  auto h = read_safetensors_header(file);
+  ProcIo after = read_proc_io();
+  // rchar/syscr sampled at `after` include the reads of `before` itself; subtract them.
+  const uint64_t bytes = after.rchar - before.rchar - before.own_bytes;
+  const uint64_t calls = after.syscr - before.syscr - before.own_calls;
+  EXPECT_EQ(bytes, 8 + header.size());
+  EXPECT_LE(calls, 2u);  // the 8-byte length, then the N-byte header
+  EXPECT_EQ(h.tensors.size(), 201u);
+  EXPECT_EQ(h.tensors.back().element_count, 1ull << 30);
+}
+
+TEST(FuzzCorpus, SeedsParseOrFailCleanly) {
+  // Each seed is a whole safetensors file image, read the way the fuzz target reads its input.
+  // valid_* seeds must parse; bad_* seeds must be rejected with SafetensorsError.
+  fs::path corpus = fs::path(MODELAGENT_SOURCE_DIR) / "cpp/fuzz/corpus";
+  size_t valid = 0, bad = 0;
+  for (const auto& entry : fs::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string name = entry.path().filename().string();
+    auto parse = [&] {
+      ASSERT_GE(bytes.size(), 8u) << name;
+      uint64_t n = 0;
+      for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+      ASSERT_LE(n, bytes.size() - 8) << name;
+      parse_safetensors_header(std::string_view(bytes).substr(8, n), bytes.size() - 8 - n, name);
+    };
+    if (name.rfind("valid_", 0) == 0) {
+      EXPECT_NO_THROW(parse()) << name;
+      ++valid;
+    } else if (name.rfind("bad_", 0) == 0) {
+      EXPECT_THROW(parse(), SafetensorsError) << name;
+      ++bad;
+    } else {
+      ADD_FAILURE() << "corpus file " << name << " is neither valid_* nor bad_*";
+    }
+  }
+  EXPECT_GE(valid, 3u);
+  EXPECT_GE(bad, 5u);
+}
