@@ -208,7 +208,7 @@ class Counter {
     if (leaf == "position_ids" && t.dtype.front() != 'F' && t.dtype != "BF16") return "position_ids (buffer)";
     if (ends_with(name, "attn.masked_bias") && t.elements == 1) return "masked_bias (buffer)";
     if (ends_with(name, "attn.bias") && t.shape.size() == 4 && t.shape[0] == 1 && t.shape[1] == 1 &&
-        t.shape[2] == t.shape[3] && t.dtype != "F16") {
+        t.shape[2] == t.shape[3]) {
       return "attn.bias causal mask (buffer)";
     }
     return {};
