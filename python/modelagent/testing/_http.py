@@ -69,6 +69,16 @@ class RequestRecord:
     cut: bool = False
     fault: str | None = None
     duration: float = 0.0
+    _done: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        """True once the server has completely handled the request (``duration`` is then final)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Wait until the server has finished with this request; False on timeout."""
+        return self._done.wait(timeout)
 
     @property
     def host(self) -> str:
@@ -87,14 +97,20 @@ class RequestRecord:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict (for the CLI's access log)."""
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
+        data["headers"] = dict(self.headers)
         data["client"] = list(self.client)
         data["body_range"] = list(self.body_range) if self.body_range else None
         return data
 
 
 class RequestLog:
-    """Thread-safe, bounded log of :class:`RequestRecord` entries."""
+    """Thread-safe, bounded log of :class:`RequestRecord` entries.
+
+    A record is logged when its request arrives and filled in as the answer goes out, so a client
+    that has read a response always finds the request in the log (``record.wait()`` waits for the
+    server to finish it completely).
+    """
 
     def __init__(self, limit: int = 100_000, sink: Callable[[RequestRecord], None] | None = None) -> None:
         self._lock = threading.Lock()
@@ -104,6 +120,9 @@ class RequestLog:
     def append(self, record: RequestRecord) -> None:
         with self._lock:
             self._records.append(record)
+
+    def finish(self, record: RequestRecord) -> None:
+        record._done.set()
         if self._sink is not None:
             self._sink(record)
 
@@ -470,6 +489,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             connection_id=self.connection_id,
             started=time.time(),
         )
+        self.context.log.append(self.record)
         faults: FaultSet = self.context.faults
         try:
             while (cb := faults.take(("callback",), self.server.name, self.command, self.req_path)) is not None:
@@ -488,7 +508,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.route()
         finally:
             self.record.duration = time.time() - self.record.started
-            self.context.log.append(self.record)
+            self.context.log.finish(self.record)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         self._dispatch()
@@ -536,8 +556,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         """Send a small in-memory body (omitted for HEAD, Content-Length kept)."""
         self._send_headers(status, headers or {}, len(body))
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
-            self.record.bytes_sent += len(body)
+            self._write(body)
 
     def send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -576,6 +595,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         if cut is not None and cut.after_bytes < length and faults.consume(cut):
             limit = start + cut.after_bytes
             self.record.fault = cut.describe()
+            self.record.cut = True
         flip_at: int | None = None
         corrupt = faults.peek("corrupt", name, method, path)
         if corrupt is not None:
@@ -600,10 +620,15 @@ class BaseHandler(BaseHTTPRequestHandler):
                 if flip_at is not None and pos < flip_at < stop:
                     stop = flip_at
                 if fileobj is not None:
-                    sent = self.connection.sendfile(fileobj, pos, stop - pos)
+                    # Counted before sending so the log is never behind what the client has received.
+                    self.record.bytes_sent += stop - pos
+                    sent = 0
+                    try:
+                        sent = self.connection.sendfile(fileobj, pos, stop - pos)
+                    finally:
+                        self.record.bytes_sent -= stop - pos - sent
                     if sent == 0:
                         raise ConnectionResetError("client closed the connection")
-                    self.record.bytes_sent += sent
                     pos += sent
                 else:
                     assert source.data is not None
@@ -617,7 +642,6 @@ class BaseHandler(BaseHTTPRequestHandler):
             if fileobj is not None:
                 fileobj.close()
         if limit < end:
-            self.record.cut = True
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -626,8 +650,12 @@ class BaseHandler(BaseHTTPRequestHandler):
             raise ConnectionCut()
 
     def _write(self, data: bytes | memoryview) -> None:
-        self.wfile.write(data)
         self.record.bytes_sent += len(data)
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.record.bytes_sent -= len(data)
+            raise
 
 
 def glob_match(pattern: str, path: str) -> bool:

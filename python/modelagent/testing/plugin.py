@@ -12,11 +12,15 @@ Fixtures:
   (pass ``hub.url`` explicitly) and tests must not rely on its log or faults being empty.
 * ``synthetic_model`` - ``make(**write_synthetic_model kwargs) -> SyntheticModel`` writing a model
   directory under the test's tmp_path.
+* ``loopback_only`` - makes any socket connection to a non-loopback address fail for the test, so a
+  misconfigured client cannot reach the internet.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +98,34 @@ def synthetic_model(tmp_path: Path) -> Callable[..., SyntheticModel]:
         return write_synthetic_model(root, **kwargs)
 
     return make
+
+
+def _is_loopback(address: Any) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like
+        return True
+    try:
+        return ipaddress.ip_address(address[0]).is_loopback
+    except ValueError:
+        return address[0] == "localhost"
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any connect() to a non-loopback address during the test (raises ConnectionRefusedError)."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guard(address: Any) -> None:
+        if not _is_loopback(address):
+            raise ConnectionRefusedError(f"loopback_only: test tried to connect to {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        guard(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        guard(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
