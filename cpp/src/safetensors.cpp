@@ -79,7 +79,7 @@ class HeaderHandler : public nlohmann::json_sax<json> {
   }
   bool number_float(number_float_t, const string_t& text) override {
     if (skip_ == 0 && level_ == 3) {
-      fail_field("has the value " + text + ", which is not an integer in 0..2^64-1");
+      fail_field("has the value " + printable(text) + ", which is not an integer in 0..2^64-1");
     }
     return scalar("a number");
   }

@@ -236,12 +236,14 @@ std::vector<fs::path> find_safetensors_files(const fs::path& dir) {
   if (fs::is_regular_file(dir / "model.safetensors.index.json", ec)) {
     indexes.push_back(dir / "model.safetensors.index.json");
   }
+  const bool standard_index = !indexes.empty();
   std::vector<fs::path> loose;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const auto name = it->path().filename().string();
-    if (!it->is_regular_file(ec)) continue;  // follows symlinks, as in a Hugging Face cache snapshot
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;  // follows symlinks, as in a Hugging Face cache snapshot
     if (ends_with(name, ".safetensors.index.json") && name != "model.safetensors.index.json") {
-      if (!fs::is_regular_file(dir / "model.safetensors.index.json")) indexes.push_back(it->path());
+      if (!standard_index) indexes.push_back(it->path());
     } else if (ends_with(name, ".safetensors")) {
       loose.push_back(it->path());
     }
@@ -256,7 +258,7 @@ std::vector<fs::path> find_safetensors_files(const fs::path& dir) {
   for (const auto& index : indexes) add_index_shards(dir, index, shards);
   for (const auto& shard : shards) {
     if (!fs::is_regular_file(shard, ec)) {
-      throw SafetensorsError(shard.string() + ": shard named by the safetensors index is missing");
+      throw SafetensorsError(shard.string() + ": shard named by the safetensors index is missing (or not a file)");
     }
   }
   return {shards.begin(), shards.end()};

@@ -222,6 +222,7 @@ TEST(FindSafetensorsFiles, WithoutAnIndexEverySafetensorsFileDirectlyInTheDirect
   write_shard(dir.path() / "sub" / "c.safetensors", {{"z", "F32", {1}}});
   fs::create_directory(dir.path() / "dir.safetensors");
   fs::create_symlink(dir.path() / "a.safetensors", dir.path() / "link.safetensors");
+  fs::create_symlink(dir.path() / "gone.safetensors", dir.path() / "broken.safetensors");
   auto files = find_safetensors_files(dir.path());
   ASSERT_EQ(files.size(), 3u);
   EXPECT_EQ(files[0].filename(), "a.safetensors");
