@@ -588,6 +588,37 @@ def test_files_on_disk_are_served_with_sendfile_digests(fake_hub, tmp_path):
     assert status == 206 and body == disk.read_bytes()[MiB : 2 * MiB]
 
 
+def test_digest_cache_skips_rehashing_unchanged_files(tmp_path):
+    from modelagent.testing import hf_hub as hub_module
+
+    disk = tmp_path / "w.bin"
+    disk.write_bytes(b"q" * (MiB + 1))
+    real = hashlib.sha256(disk.read_bytes()).hexdigest()
+    cache = tmp_path / "digests.json"
+    FakeHub().add_repo("org/m", {"w.bin": disk})
+    hub_module.save_digest_cache(cache)
+    entries = json.loads(cache.read_text())
+    assert [e[6] for e in entries if e[0] == str(disk.resolve())] == [real]
+    # Prove a loaded entry is what gets used: plant a different digest for the unchanged file.
+    planted = "ab" * 32
+    cache.write_text(json.dumps([e[:6] + [planted] if e[0] == str(disk.resolve()) else e for e in entries]))
+    hub_module._DIGEST_CACHE.clear()
+    assert hub_module.load_digest_cache(cache) == len(entries)
+
+    def served_sha256() -> str | None:
+        hub = FakeHub()
+        hub.add_repo("org/m", {"w.bin": disk})
+        return hub.files("org/m")["w.bin"].sha256
+
+    assert served_sha256() == planted
+    os.utime(disk, ns=(1, 1))  # a changed mtime invalidates the entry
+    assert served_sha256() == real
+    assert hub_module.load_digest_cache(tmp_path / "absent.json") == 0
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        hub_module.load_digest_cache(tmp_path / "bad.json")
+
+
 def test_whoami_and_refs(fake_hub):
     fake_hub.add_token(TOKEN, "alice")
     sha = fake_hub.add_repo("org/m", {"a": b"1"})
@@ -675,7 +706,7 @@ def test_cli_serves_a_directory_until_sigterm(tmp_path):
     url_file, log = tmp_path / "url.txt", tmp_path / "access.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelagent.testing.hf_hub", "--port", "0", "--repo-dir", str(tmp_path / "repos"),
-         "--url-file", str(url_file), "--access-log", str(log)],
+         "--url-file", str(url_file), "--access-log", str(log), "--digest-cache", str(tmp_path / "d.json")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -690,6 +721,7 @@ def test_cli_serves_a_directory_until_sigterm(tmp_path):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out.strip() == url
+    assert hashlib.sha256(model.files["model.safetensors"].read_bytes()).hexdigest() in (tmp_path / "d.json").read_text()
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["server"], r["method"], r["status"]) for r in logged] == [
         ("hub", "GET", 200), ("hub", "HEAD", 302), ("cdn", "GET", 200)

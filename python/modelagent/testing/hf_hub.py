@@ -60,7 +60,9 @@ __all__ = [
     "HubFile",
     "RequestRecord",
     "Fault",
+    "load_digest_cache",
     "main",
+    "save_digest_cache",
 ]
 
 FileContent = Union[bytes, bytearray, memoryview, str, os.PathLike]
@@ -169,6 +171,35 @@ def _hash_file(path: Path, size: int, lfs: bool) -> tuple[str, str | None]:
     with _DIGEST_LOCK:
         _DIGEST_CACHE[key] = result
     return result
+
+
+def load_digest_cache(path: str | os.PathLike[str]) -> int:
+    """Load digests saved by :func:`save_digest_cache` (entries for changed files are simply unused).
+
+    Returns the number of entries loaded; a missing file loads nothing, a malformed one raises ValueError.
+    """
+    try:
+        raw = Path(path).read_text()
+    except FileNotFoundError:
+        return 0
+    try:
+        entries = json.loads(raw)
+        loaded = {(str(e[0]), int(e[1]), int(e[2]), int(e[3]), bool(e[4])): (str(e[5]), e[6]) for e in entries}
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise ValueError(f"digest cache {path}: not a digest cache written by save_digest_cache ({exc})") from exc
+    with _DIGEST_LOCK:
+        _DIGEST_CACHE.update(loaded)
+    return len(loaded)
+
+
+def save_digest_cache(path: str | os.PathLike[str]) -> None:
+    """Save the digests computed for on-disk files so a later process can skip re-hashing them."""
+    with _DIGEST_LOCK:
+        entries = [[*key, *value] for key, value in _DIGEST_CACHE.items()]
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(entries))
+    os.replace(tmp, target)
 
 
 def _validate_repo_path(path: str) -> None:
@@ -1265,6 +1296,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="make the served repos private (need --token)")
     p.add_argument("--throttle", type=int, default=None, metavar="BYTES_PER_S", help="per-connection body rate limit")
     p.add_argument("--url-file", type=Path, help="write the hub URL to this file once listening")
+    p.add_argument(
+        "--digest-cache",
+        type=Path,
+        help="JSON file remembering file digests across runs (skips re-hashing multi-GB files)",
+    )
     p.add_argument("--access-log", type=Path, help="append one JSON line per request to this file")
     p.add_argument("--verbose", action="store_true")
     return p
@@ -1314,6 +1350,8 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
     )
     try:
+        if args.digest_cache is not None:
+            load_digest_cache(args.digest_cache)
         for repo_id, directory in repos.items():
             if not directory.is_dir():
                 print(f"error: repo {repo_id}: {directory} is not a directory", file=sys.stderr)
@@ -1323,6 +1361,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: repo {repo_id}: {directory} has no files", file=sys.stderr)
                 return 2
             hub.add_repo(repo_id, files, private=args.private)
+        if args.digest_cache is not None:
+            save_digest_cache(args.digest_cache)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
