@@ -416,7 +416,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
 
 SafetensorsHeader read_safetensors_header(const std::filesystem::path& file) {
   const std::string label = file.string();
-  Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO planted under a model's name must fail below, not wait for a writer.
+  Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) throw SafetensorsError(label + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw SafetensorsError(label + ": cannot stat: " + std::strerror(errno));

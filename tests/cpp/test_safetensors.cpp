@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -306,6 +307,9 @@ TEST_F(ReadHeader, FileErrorsNameTheFile) {
   expect_error([&] { read_safetensors_header(dir.path() / "absent.safetensors"); },
                {"absent.safetensors", "cannot open"});
   expect_error([&] { read_safetensors_header(dir.path()); }, {dir.path().string(), "not a regular file"});
+  const fs::path fifo = dir.path() / "fifo.safetensors";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { read_safetensors_header(fifo); }, {fifo.string(), "not a regular file"});
   {
     std::ofstream(file, std::ios::binary) << "abc";
   }

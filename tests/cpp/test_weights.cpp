@@ -142,7 +142,9 @@ TEST(SummarizeSafetensors, TinyRandomPhiModelCountsItsTensorsOnce) {
   // hf-internal-testing/tiny-random-PhiModel (config.json: vocab 1024, hidden 32, MLP 37, 2 layers, untied):
   // embed 1024*32 = 32768, final LayerNorm 2*32, per layer LayerNorm 64 + q/k/v/dense 4*(32*32+32) +
   // fc1 37*32+37 + fc2 32*37+32 = 6725; total 32768 + 64 + 2*6725 = 46282. The two shards are byte-identical
-  // copies (SOURCES.md), so summing them would give 92564.
+  // copies (SOURCES.md), so summing them would give 92564. Published: the hub page
+  // https://huggingface.co/hf-internal-testing/tiny-random-PhiModel shows "Model size 46.3k params, F32"
+  // for its single 188008-byte model.safetensors (the size of each fixture shard).
   fs::path dir = fs::path(MODELAGENT_FIXTURES_DIR) / "model-configs/tiny-random-PhiModel";
   auto summary = summarize_safetensors(find_safetensors_files(dir), {});
   EXPECT_EQ(summary.parameter_count, 46282u);
