@@ -30,6 +30,15 @@ from modelagent._core import (
 # --- storage URIs, naming, model entries (area: storage_uri / naming / model_entry) ---
 # --- model metadata (area: model_metadata) ---
 # --- downloads (area: download) ---
+from modelagent._core import (  # noqa: E402
+    CancelToken,
+    DownloadOptions,
+    DownloadProgress,
+    DownloadReport,
+    FileResult,
+    run_download,
+    verify_files,
+)
 # --- Hugging Face source (area: huggingface) ---
 
 __all__ = [

@@ -37,4 +37,101 @@ class CancelledError(DownloadError): ...
 
 # --- download ---
 
+from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from typing import Literal, TypedDict
+
+DigestKindName = Literal["none", "sha256", "git-blob-sha1", "md5", "md5-multipart"]
+
+class PlanDigest(TypedDict, total=False):
+    kind: DigestKindName  # required
+    value: str  # hex, or base64 for md5 / md5-multipart; "<md5>-<parts>" accepted for md5-multipart
+    parts: int
+    part_size: int
+
+class PlanEntry(TypedDict, total=False):
+    path: str  # required: '/'-separated destination under the root
+    url: str  # required
+    size: int | None  # None = unknown (single stream)
+    digest: PlanDigest | None
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None
+
+class DownloadOptions:
+    max_connections: int
+    connections_per_file: int
+    chunk_size: int
+    bandwidth_limit: int
+    max_attempts: int
+    retry_base_seconds: float
+    retry_cap_seconds: float
+    total_timeout_seconds: float
+    connect_timeout_seconds: float
+    low_speed_timeout_seconds: float
+    verify_tls: bool
+    ca_bundle: str
+    user_agent: str
+    def __init__(self, **kwargs: object) -> None: ...
+
+class DownloadProgress:
+    def __init__(self) -> None: ...
+    @property
+    def bytes_total(self) -> int: ...
+    @property
+    def bytes_done(self) -> int: ...
+    @property
+    def bytes_fetched(self) -> int: ...
+    @property
+    def files_total(self) -> int: ...
+    @property
+    def files_done(self) -> int: ...
+    @property
+    def bytes_per_second(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def rate_limited(self) -> int: ...
+    @property
+    def rate_limit_wait_seconds(self) -> float: ...
+
+class CancelToken:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+class FileResult:
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def downloaded(self) -> bool: ...
+    @property
+    def verified(self) -> bool: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def note(self) -> str: ...
+    def to_dict(self) -> dict[str, object]: ...
+
+class DownloadReport:
+    @property
+    def files(self) -> list[FileResult]: ...
+    @property
+    def bytes_fetched(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+
+def run_download(
+    plan: Iterable[PlanEntry],
+    root: str | PathLike[str],
+    options: DownloadOptions | None = None,
+    cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
+) -> DownloadReport: ...
+def verify_files(plan: Iterable[PlanEntry], root: str | PathLike[str]) -> list[FileResult]: ...
+def check_safe_relative_path(root: str | PathLike[str], relative_path: str) -> None: ...
+def file_digest(path: str | PathLike[str], kind: str = "sha256") -> str: ...
+def bytes_rehashed_from_disk() -> int: ...
+
 # --- huggingface ---

@@ -1,0 +1,51 @@
+#pragma once
+// "<name>.partial" beside the final path: positional writes from many ranges, durable syncs, and an
+// atomic, durable rename into place. A file only appears under its final name through commit().
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+
+namespace modelagent {
+
+class PartialFile {
+ public:
+  // Opens the partial file of final_path, creating parent directories. keep_existing=false truncates
+  // any previous content. A known size (not kUnknownSize) is reserved up front where the filesystem
+  // supports it, so a full disk shows up before transfers start.
+  PartialFile(const std::filesystem::path& final_path, uint64_t size, bool keep_existing);
+  ~PartialFile();
+  PartialFile(const PartialFile&) = delete;
+  PartialFile& operator=(const PartialFile&) = delete;
+
+  const std::filesystem::path& path() const { return partial_; }
+  const std::filesystem::path& final_path() const { return final_; }
+
+  // Writes all bytes at offset (retrying short writes); ENOSPC/EDQUOT raise DiskSpaceError, other
+  // failures DownloadError, both naming the file.
+  void write_at(const void* data, size_t size, uint64_t offset);
+  // Reads up to size bytes at offset; returns the count (short only at end of file).
+  size_t read_at(void* data, size_t size, uint64_t offset);
+  // Makes written data durable (fdatasync).
+  void sync_data();
+  // Discards content and sets a new length (restart of a file whose server ignored Range).
+  void reset(uint64_t size);
+  // Trims the file to exactly `size` bytes (unknown-size downloads end where the data ended).
+  void set_length(uint64_t size);
+  // fsync, rename over the final path, fsync the directory. The object is closed afterwards.
+  void commit();
+  // Closes and unlinks the partial file.
+  void discard();
+
+ private:
+  void reserve(uint64_t size);
+  std::filesystem::path final_;
+  std::filesystem::path partial_;
+  int fd_ = -1;
+};
+
+// fsync of a directory so a rename or creation inside it survives a crash. Errors are ignored on
+// filesystems that do not support syncing directories.
+void sync_directory(const std::filesystem::path& dir);
+
+}  // namespace modelagent
