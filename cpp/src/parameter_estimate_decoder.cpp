@@ -204,6 +204,7 @@ std::optional<DecoderSpec> read_decoder(const Fields& given, const DecoderContex
     s.kv_heads = 1;
   s.head_dim = s.hidden / s.heads;
   if (auto hd = f.num({"head_dim", "kv_channels", "attention_head_size"}); hd && *hd > 0) s.head_dim = *hd;
+  if (s.head_dim == 0) return std::nullopt;  // more heads than hidden units: not a real shape
   s.v_head_dim = s.head_dim;
 
   // Multi-head latent attention.
