@@ -24,6 +24,16 @@ namespace {
 
 constexpr uint64_t kMaxIndexBytes = 100ull * 1024 * 1024;
 
+// A tensor name from a file, safe and short enough for an error message.
+std::string printable(std::string_view s) {
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < 200; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  }
+  return out + (s.size() > 200 ? "...'" : "'");
+}
+
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -59,15 +69,15 @@ void add_index_shards(const fs::path& dir, const fs::path& index, std::set<fs::p
   }
   for (const auto& [tensor, shard] : map->items()) {
     if (!shard.is_string()) {
-      throw SafetensorsError(label + ": weight_map entry for tensor '" + tensor + "' is not a file name");
+      throw SafetensorsError(label + ": weight_map entry for tensor " + printable(tensor) + " is not a file name");
     }
     const auto& name = shard.get_ref<const std::string&>();
     fs::path rel(name);
     bool unsafe = name.empty() || rel.is_absolute() || name.find('\0') != std::string::npos;
     for (const auto& part : rel) unsafe = unsafe || part == "..";
     if (unsafe) {
-      throw SafetensorsError(label + ": weight_map entry for tensor '" + tensor + "' names '" + name +
-                             "', which is not a file inside the model directory");
+      throw SafetensorsError(label + ": weight_map entry for tensor " + printable(tensor) + " names " +
+                             printable(name) + ", which is not a file inside the model directory");
     }
     shards.insert(dir / rel);
   }
@@ -122,18 +132,19 @@ class Counter {
       if (unsigned bits = packed_bits(name); bits != 0) {
         unsigned storage = dtype_bits(t.dtype);
         if (bits > storage) {
-          throw SafetensorsError(files_[t.file].string() + ": tensor '" + name + "': " + std::to_string(bits) +
+          throw SafetensorsError(files_[t.file].string() + ": tensor " + printable(name) + ": " + std::to_string(bits) +
                                  "-bit quantization cannot be packed into " + t.dtype + " storage");
         }
         unsigned __int128 logical = static_cast<unsigned __int128>(t.elements) * storage / bits;
         if (logical > UINT64_MAX) {
-          throw SafetensorsError(files_[t.file].string() + ": tensor '" + name + "': unpacked count overflows");
+          throw SafetensorsError(files_[t.file].string() + ": tensor " + printable(name) +
+                                 ": unpacked count overflows");
         }
         params = static_cast<uint64_t>(logical);
         out.packed_low_bit = true;
       }
       if (__builtin_add_overflow(out.parameter_count, params, &out.parameter_count)) {
-        throw SafetensorsError(files_[t.file].string() + ": parameter count overflows at tensor '" + name + "'");
+        throw SafetensorsError(files_[t.file].string() + ": parameter count overflows at tensor " + printable(name));
       }
       out.dtype_parameters[t.dtype] += params;
     }
@@ -223,7 +234,8 @@ class Counter {
 
 std::string shape_text(const std::vector<uint64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size() && i < 8; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() > 8) s += ", ... " + std::to_string(shape.size()) + " dims";
   return s + "]";
 }
 
@@ -276,8 +288,8 @@ WeightsSummary summarize_safetensors(const std::vector<fs::path>& files, const Q
       // The same tensor in two files (a copied shard, a .fp16 variant beside the original) counts once;
       // two different shapes under one name mean the files are not one model.
       if (!inserted && it->second.shape != s.shape) {
-        throw SafetensorsError(files[i].string() + ": tensor '" + t.name + "' has shape " + shape_text(s.shape) +
-                               " but " + files[it->second.file].string() + " has it as " +
+        throw SafetensorsError(files[i].string() + ": tensor " + printable(t.name) + " has shape " +
+                               shape_text(s.shape) + " but " + files[it->second.file].string() + " has it as " +
                                shape_text(it->second.shape));
       }
     }

@@ -187,7 +187,8 @@ TEST(ParseHeader, MetadataMustMapStringsToStrings) {
 
 TEST(ParseHeader, FieldErrorsNameTheTensor) {
   expect_parse_error("{" + tensor("w", "Q4_K", "[2]", 0, 1) + "}", 1, {"tensor 'w'", "unknown dtype 'Q4_K'"});
-  expect_parse_error("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,1]}}", 1, {"'w'", "\"dtype\" must be a string"});
+  expect_parse_error("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+                     {"'w'", "\"dtype\" must be a string"});
   expect_parse_error("{\"w\":{\"shape\":[1],\"data_offsets\":[0,1]}}", 1, {"'w'", "\"dtype\" is missing"});
   expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"data_offsets\":[0,1]}}", 1, {"'w'", "\"shape\" is missing"});
   expect_parse_error("{\"w\":{\"dtype\":\"U8\",\"shape\":[1]}}", 1, {"'w'", "\"data_offsets\" is missing"});
@@ -197,7 +198,8 @@ TEST(ParseHeader, FieldErrorsNameTheTensor) {
   expect_parse_error("{" + tensor("w", "U8", "[1.5]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "not an integer"});
   expect_parse_error("{" + tensor("w", "U8", "[1e2]", 0, 100) + "}", 100, {"'w'", "\"shape\"", "not an integer"});
   expect_parse_error("{" + tensor("w", "U8", "[18446744073709551616]", 0, 1) + "}", 1, {"'w'", "not an integer"});
-  expect_parse_error("{" + tensor("w", "U8", "[[1]]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "only non-negative integers"});
+  expect_parse_error("{" + tensor("w", "U8", "[[1]]", 0, 1) + "}", 1,
+                     {"'w'", "\"shape\"", "only non-negative integers"});
   expect_parse_error("{" + tensor("w", "U8", "[\"1\"]", 0, 1) + "}", 1, {"'w'", "\"shape\"", "string"});
   expect_parse_error("{" + tensor("w", "U8", "7", 0, 1) + "}", 1, {"'w'", "\"shape\"", "must be an array"});
   expect_parse_error("{" + tensor("w", "U8", "{}", 0, 1) + "}", 1, {"'w'", "\"shape\"", "must be an array"});
