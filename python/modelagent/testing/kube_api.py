@@ -623,7 +623,7 @@ class FakeKubeAPI:
         header = h.headers.get("Authorization") or ""
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         user = self.tokens.get(token) if token else None
-        if not self.tokens or path in ("/version", "/healthz", "/livez", "/readyz"):
+        if not self.tokens or path.rstrip("/") in ("/version", "/healthz", "/livez", "/readyz"):
             return user
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
@@ -657,7 +657,7 @@ class FakeKubeAPI:
     def _route(self, path: str) -> _Route:
         segments = [unquote(s) for s in path.split("/") if s]
         not_found = ApiError(404, "NotFound", _REASONS[404][1], {})
-        if path in ("/healthz", "/livez", "/readyz"):
+        if path.rstrip("/") in ("/healthz", "/livez", "/readyz"):
             return _Route(discovery="ok")
         if segments == ["version"]:
             return _Route(discovery=SERVER_VERSION)
@@ -818,6 +818,7 @@ class FakeKubeAPI:
     def _send_json(self, h: _Handler, record: RequestRecord, code: int, obj: Any,
                    headers: dict[str, str] | None = None) -> None:
         data = (obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))).encode()
+        self._set_status(record, code)
         h.send_response(code)
         h.send_header("Content-Type", "text/plain; charset=utf-8" if isinstance(obj, str) else "application/json")
         h.send_header("Content-Length", str(len(data)))
@@ -826,7 +827,6 @@ class FakeKubeAPI:
             h.send_header(key, value)
         h.end_headers()
         h.wfile.write(data)
-        self._set_status(record, code)
 
     def _send_error(self, h: _Handler, record: RequestRecord, exc: ApiError) -> None:
         try:
