@@ -171,6 +171,7 @@ class _Route:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], api: "FakeKubeAPI") -> None:
         self.api = api
