@@ -40,6 +40,16 @@ from modelagent._core import (  # noqa: E402
     verify_files,
 )
 # --- Hugging Face source (area: huggingface) ---
+from modelagent._core import HfFile, glob_match  # noqa: E402
+from modelagent.download import (  # noqa: E402
+    DownloadedFile,
+    DownloadResult,
+    FileCheck,
+    VerifyResult,
+    download,
+    read_record,
+    verify,
+)
 
 __all__ = [
     "CancelledError",

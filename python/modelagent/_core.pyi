@@ -135,3 +135,71 @@ def file_digest(path: str | PathLike[str], kind: str = "sha256") -> str: ...
 def bytes_rehashed_from_disk() -> int: ...
 
 # --- huggingface ---
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Whole-path glob match: '*' and '?' stay in one segment, '**' crosses; ValueError if malformed."""
+
+class HfFile:
+    """One file of a Hugging Face repository at a commit."""
+
+    def __init__(
+        self, path: str, size: int | None = None, blob_id: str = "", lfs_sha256: str = ""
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def blob_id(self) -> str: ...
+    @property
+    def lfs_sha256(self) -> str: ...
+    @property
+    def digest_kind(self) -> Literal["sha256", "git-blob-sha1", "none"]: ...
+    @property
+    def digest_value(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class HfClientOptions:
+    """Endpoint ('' = HF_ENDPOINT or https://huggingface.co), token, retries and TLS for hub API calls."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str = "",
+        token: str = "",
+        timeout: float = 60.0,
+        verify_tls: bool = True,
+        ca_bundle: str = "",
+        max_attempts: int = 6,
+        retry_base_seconds: float = 0.5,
+        retry_cap_seconds: float = 30.0,
+        max_retry_seconds: float = 300.0,
+        user_agent: str = "",
+    ) -> None: ...
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def has_token(self) -> bool: ...
+
+def hf_parse_uri(uri: str) -> tuple[str, str]:
+    """hf://org/name[@revision] -> (repo_id, revision); raises InvalidStorageUri."""
+
+def hf_is_commit_hash(revision: str) -> bool: ...
+def hf_endpoint() -> str: ...
+def hf_token(explicit_token: str | None = None) -> str | None: ...
+def hf_resolve_url(endpoint: str, repo_id: str, commit: str, path: str) -> str: ...
+def hf_resolve_commit(
+    options: HfClientOptions, repo_id: str, revision: str, cancel: CancelToken | None = None
+) -> str: ...
+def hf_list_files(
+    options: HfClientOptions, repo_id: str, commit: str, cancel: CancelToken | None = None
+) -> list[HfFile]: ...
+def hf_select_files(
+    files: Sequence[HfFile],
+    include: Sequence[str] = ...,
+    exclude: Sequence[str] = ...,
+    default_excludes: bool = True,
+) -> tuple[list[HfFile], list[tuple[str, str]]]: ...
+def hf_build_plan(
+    endpoint: str, repo_id: str, commit: str, files: Sequence[HfFile], token: str = ""
+) -> list[PlanEntry]: ...
