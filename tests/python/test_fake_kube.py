@@ -218,7 +218,7 @@ def test_namespace_deletion_waits_for_finalizers(core: client.CoreV1Api, fake_ku
     core.delete_namespace("team")
     ns = core.read_namespace("team")
     assert ns.status.phase == "Terminating" and ns.metadata.deletion_timestamp is not None
-    assert [c.metadata.name for c in core.list_namespaced_config_map("team").items] == ["held"]
+    assert [c["metadata"]["name"] for c in fake_kube.list_objects("configmaps", "team")] == ["held"]
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map("team", {"metadata": {"name": "late"}})
     assert err.value.status == 403 and "because it is being terminated" in status_of(err.value)["message"]

@@ -49,12 +49,14 @@ from modelagent.testing._kube_store import (
     OME_GROUP,
     OME_VERSION,
     RESOURCE_TYPES,
+    MODIFIED_CONFLICT,
     ApiError,
     ResourceType,
     Store,
+    Watcher,
     bad_request,
     conflict,
-    MODIFIED_CONFLICT,
+    internal_error,
 )
 
 __all__ = ["FakeKubeAPI", "FaultRule", "DelayRule", "RequestRecord", "ApiError", "main"]
@@ -375,7 +377,8 @@ class FakeKubeAPI:
             raise
         return True
 
-    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list_objects(self, resource: str, namespace: str | None = None,
+                     label_selector: str | None = None) -> list[dict[str, Any]]:
         """All objects of a resource (optionally in one namespace / matching a label selector)."""
         rt = self.resource_type(resource)
         return self.store.list(rt, namespace, label_selector)["items"]
@@ -582,8 +585,12 @@ class FakeKubeAPI:
             self._serve(h, record, route, query, raw)
         except ApiError as exc:
             self._send_error(h, record, exc)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             h.close_connection = True
+        except Exception as exc:  # a bug in the fake: answer it instead of dropping the connection
+            h.close_connection = True
+            if record.status is None:
+                self._send_error(h, record, internal_error(f"fake API server failed: {exc!r}"))
 
     def _log(self, record: RequestRecord) -> None:
         with self._lock:
@@ -832,7 +839,7 @@ class FakeKubeAPI:
     def _send_error(self, h: _Handler, record: RequestRecord, exc: ApiError) -> None:
         try:
             self._send_json(h, record, exc.code, exc.status(), exc.headers)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             h.close_connection = True
 
     # ------------------------------------------------------------------ watch streams
@@ -861,8 +868,8 @@ class FakeKubeAPI:
             h.end_headers()
             self._set_status(record, 200)
             self._pump_watch(h, watcher, time.monotonic() + max(duration, 0.0), bookmarks, initial_end)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
-            pass
+        except OSError:
+            h.close_connection = True
         finally:
             self.store.close_watch(watcher)
             with self._lock:
@@ -878,7 +885,8 @@ class FakeKubeAPI:
                     return True
         return False
 
-    def _pump_watch(self, h: _Handler, watcher: Any, deadline: float, bookmarks: bool, initial_end: bool) -> None:
+    def _pump_watch(self, h: _Handler, watcher: Watcher, deadline: float, bookmarks: bool,
+                    initial_end: bool) -> None:
         rt = watcher.rt
         next_bookmark = time.monotonic() + self.bookmark_interval
         while True:
