@@ -16,10 +16,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <set>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "parameter_estimate_detail.hpp"
 
@@ -140,6 +138,12 @@ std::string lower(std::string s) {
   return s;
 }
 
+bool one_of(std::string_view s, std::initializer_list<std::string_view> set) {
+  for (std::string_view x : set)
+    if (s == x) return true;
+  return false;
+}
+
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -188,7 +192,8 @@ std::optional<uint64_t> estimate_parameters(const nlohmann::json& config) {
     bool bad = false;
     detail::Fields f(&config, &bad);
     const std::optional<detail::Count> total = detail::estimate_any(f);
-    if (bad || !total || total->saturated() || total->value() == 0) return std::nullopt;
+    if (bad || !total || total->saturated() || total->value() == 0 || total->value() == UINT64_MAX)
+      return std::nullopt;
     return total->value();
   } catch (const std::exception&) {
     // nlohmann::json accessors only throw on type mismatches the readers above rule out; this guard keeps the

@@ -1,6 +1,7 @@
 // Decoder-only language models: dense, mixture-of-experts and multi-head-latent-attention families, plus the
 // two families whose checkpoints do not follow the common layout (ChatGLM, DBRX).
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -31,12 +32,6 @@ struct Traits {
   bool learned_positions = false;
   bool attention_sinks = false;
 };
-
-bool one_of(std::string_view s, std::initializer_list<std::string_view> set) {
-  for (std::string_view x : set)
-    if (s == x) return true;
-  return false;
-}
 
 Traits traits_for(std::string_view mt, const Fields& f) {
   Traits t;

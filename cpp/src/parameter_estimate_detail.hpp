@@ -65,6 +65,7 @@ class Fields {
 };
 
 std::string lower(std::string s);
+bool one_of(std::string_view s, std::initializer_list<std::string_view> set);
 bool ends_with(std::string_view s, std::string_view suffix);
 bool contains(std::string_view s, std::string_view part);
 

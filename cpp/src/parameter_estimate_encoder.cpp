@@ -8,12 +8,6 @@ namespace modelagent::detail {
 
 namespace {
 
-bool one_of(std::string_view s, std::initializer_list<std::string_view> set) {
-  for (std::string_view x : set)
-    if (s == x) return true;
-  return false;
-}
-
 std::optional<Count> estimate_distilbert(const Fields& f, std::string_view arch) {
   const auto dim = f.num({"dim", "hidden_size"});
   const auto layers = f.num({"n_layers", "num_hidden_layers"});

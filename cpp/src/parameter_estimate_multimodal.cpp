@@ -1,8 +1,9 @@
 // Multimodal models: a language model (nested text_config / language_config, or the top-level fields) plus a
 // vision tower and the projector between them, per family. Also the stand-alone vision encoders.
 
+#include <algorithm>
 #include <cmath>
-#include <set>
+#include <cstdint>
 #include <string>
 
 #include "parameter_estimate_detail.hpp"
@@ -10,12 +11,6 @@
 namespace modelagent::detail {
 
 namespace {
-
-bool one_of(std::string_view s, std::initializer_list<std::string_view> set) {
-  for (std::string_view x : set)
-    if (s == x) return true;
-  return false;
-}
 
 // Plain ViT shape shared by the CLIP and SigLIP towers.
 struct VitShape {
@@ -387,8 +382,11 @@ std::optional<Count> estimate_multimodal(const Fields& f, std::string_view mt) {
       }
     }
   } else if (vision.valid()) {
-    // Unknown family with a ViT-style vision_config: CLIP-shaped tower and a two-layer projector.
-    const auto tower = hf_vision_tower(vision);
+    // Unknown family with a ViT-style vision_config: CLIP-shaped tower and a two-layer projector. Class
+    // defaults mean nothing for an unknown tower, so its size must be spelled out.
+    const auto tower = vision.has("hidden_size") && vision.has("num_hidden_layers") && vision.has("intermediate_size")
+                           ? hf_vision_tower(vision)
+                           : std::nullopt;
     if (tower) {
       const uint64_t vh = read_hf_vit(vision, lower(vision.text("model_type")))->hidden;
       rest = *tower + linear(vh, th, true) + linear(th, th, true);
