@@ -173,11 +173,13 @@ struct FileJob {
   bool journaled = false;        // completed ranges are journaled as they finish
   bool no_ranges = false;        // the server ignored Range: one stream from byte 0
   bool switch_pending = false;   // no_ranges was detected inside a callback; act on it after perform
+  RangeTask* switch_keeper = nullptr;  // the transfer whose 200 body becomes the whole file
   int file_attempts = 0;
   int active = 0;                // transfers in flight
   int tasks_alive = 0;           // tasks created and not yet drained
   std::string resolved_url;      // where the planned URL redirected to (reused by later ranges)
   bool resolved_credentials = true;
+  bool url_settled = false;      // a first response arrived: more ranges may start (at resolved_url)
   std::unique_ptr<PartialFile> partial;
   std::unique_ptr<ResumeJournal> journal;
   std::mutex journal_mu;
@@ -524,6 +526,12 @@ void Engine::start_ready_tasks() {
     FileJob& f = *t.file;
     if (f.state != FileState::Downloading || f.switch_pending) continue;
     if (f.active >= options_.connections_per_file) continue;
+    // One request first, so a redirecting URL (a hub) is resolved once rather than once per range.
+    if (!f.url_settled && f.active > 0) continue;
+    if (t.attempts == 0 && t.redirects == 0 && !f.resolved_url.empty()) {
+      t.url = f.resolved_url;
+      t.send_credentials = f.resolved_credentials;
+    }
     auto blocked = origin_blocked_until_.find(origin_of(t.url));
     if (blocked != origin_blocked_until_.end() && blocked->second > t_now) continue;
     begin_transfer(t);
@@ -626,6 +634,11 @@ void Engine::validate(RangeTask& t) {
     t.discarding = true;  // redirect or error: the body is at most a message
     return;
   }
+  f.url_settled = true;
+  if (t.url != f.planned->url && f.resolved_url.empty()) {
+    f.resolved_url = t.url;
+    f.resolved_credentials = t.send_credentials;
+  }
   auto fail_size = [&](uint64_t server_size) {
     t.abort = RangeTask::Abort::Fatal;
     t.fatal = std::make_exception_ptr(VerificationError(
@@ -676,6 +689,7 @@ void Engine::validate(RangeTask& t) {
       t.whole_file = true;
       f.no_ranges = true;
       f.switch_pending = true;
+      f.switch_keeper = &t;
     }
     t.range = {0, f.size};
     t.validated = true;
@@ -827,10 +841,6 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
                      0, -1);
       return;
     }
-    if (t.url != f.planned->url) {
-      f.resolved_url = t.url;
-      f.resolved_credentials = t.send_credentials;
-    }
     drop_transfer_ref(t);
     return;
   }
@@ -848,7 +858,7 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
       (status == 401 || status == 403 || status == 404 || status == 410)) {
     // A redirect target (often a pre-signed URL) expired: start again from the planned URL, once.
     t.reset_redirect_once = true;
-    f.resolved_url.clear();
+    if (f.resolved_url == t.url) f.resolved_url.clear();
     t.url = f.planned->url;
     t.send_credentials = true;
     t.redirects = 0;
@@ -895,6 +905,7 @@ void Engine::schedule_retry(RangeTask& t, const std::string& why, long status, d
 void Engine::switch_to_single_stream(FileJob& f, RangeTask* keeper) {
   f.no_ranges = true;
   f.switch_pending = false;
+  f.switch_keeper = nullptr;
   f.journaled = false;
   for (auto& tp : tasks_) {
     RangeTask& t = *tp;
@@ -1034,6 +1045,7 @@ void Engine::process_events() {
         std::rethrow_exception(e.error);
       case Event::Kind::RangeDone: {
         FileJob& f = *e.file;
+        if (f.switch_keeper == e.task) f.switch_keeper = nullptr;
         tasks_.remove_if([&](const std::unique_ptr<RangeTask>& t) { return t.get() == e.task; });
         --f.tasks_alive;
         maybe_finish(f);
@@ -1114,12 +1126,7 @@ void Engine::loop() {
       finish_transfer(*t, msg->data.result);
     }
     for (auto& f : files_) {
-      if (!f->switch_pending) continue;
-      RangeTask* keeper = nullptr;
-      for (auto& tp : tasks_) {
-        if (tp->file == f.get() && tp->whole_file && !tp->transfer_done && tp->validated) keeper = tp.get();
-      }
-      switch_to_single_stream(*f, keeper);
+      if (f->switch_pending) switch_to_single_stream(*f, f->switch_keeper);
     }
     apply_pauses();
     update_rate();
