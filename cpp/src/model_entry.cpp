@@ -225,9 +225,9 @@ ModelConfig parse_config(const json& v, std::string_view key) {
   return c;
 }
 
-DownloadProgress parse_progress(const json& v, std::string_view key) {
+ModelProgress parse_progress(const json& v, std::string_view key) {
   if (!v.is_object()) fail_field(key, "progress", std::string("must be an object, got ") + v.type_name());
-  DownloadProgress p;
+  ModelProgress p;
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string& k = it.key();
     const json& val = it.value();
@@ -353,7 +353,7 @@ ordered_json model_entry_to_value(const ModelEntry& entry) {
   out["status"] = entry.status;
   if (entry.config) out["config"] = config_value(*entry.config);
   if (entry.progress) {
-    const DownloadProgress& p = *entry.progress;
+    const ModelProgress& p = *entry.progress;
     ordered_json progress = ordered_json::object();
     progress["phase"] = p.phase;
     progress["totalBytes"] = p.total_bytes;

@@ -28,6 +28,36 @@ from modelagent._core import (
 )
 
 # --- storage URIs, naming, model entries (area: storage_uri / naming / model_entry) ---
+from modelagent._core import (  # noqa: E402
+    MODEL_STATUSES,
+    AzureStorageUri,
+    GcsStorageUri,
+    GitHubStorageUri,
+    HuggingFaceStorageUri,
+    LocalStorageUri,
+    ModelConfig,
+    ModelEntry,
+    ModelProgress,
+    NameVersion,
+    OciStorageUri,
+    PvcStorageUri,
+    S3StorageUri,
+    StorageUri,
+    VendorStorageUri,
+    configmap_key,
+    configmap_key_problem,
+    is_valid_configmap_key,
+    is_valid_label_key,
+    is_valid_label_value,
+    label_key_problem,
+    label_value_problem,
+    node_label_key,
+    node_label_value,
+    parse_configmap_key,
+    parse_storage_uri,
+    truncate_with_hash,
+)
+from modelagent.storage import AnyStorageUri, ModelKind, ModelStatus  # noqa: E402
 # --- model metadata (area: model_metadata) ---
 # --- downloads (area: download) ---
 from modelagent._core import (  # noqa: E402

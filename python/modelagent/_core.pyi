@@ -29,9 +29,225 @@ class CancelledError(DownloadError): ...
 
 # --- storage_uri ---
 
+from typing import Any as _Any
+from typing import ClassVar as _ClassVar
+from typing import Literal as _Literal
+from typing import Mapping as _Mapping
+from typing import Sequence as _Sequence
+from typing import overload as _overload
+
+class StorageUri:
+    """A parsed storage URI; the concrete subclass depends on the scheme."""
+
+    scheme: _ClassVar[str]
+    @property
+    def uri(self) -> str: ...
+    def to_dict(self) -> dict[str, str]: ...
+    def __hash__(self) -> int: ...
+
+class OciStorageUri(StorageUri):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+
+class HuggingFaceStorageUri(StorageUri):
+    @property
+    def repo_id(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+
+class PvcStorageUri(StorageUri):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def subpath(self) -> str: ...
+
+class LocalStorageUri(StorageUri):
+    @property
+    def path(self) -> str: ...
+
+class VendorStorageUri(StorageUri):
+    @property
+    def vendor(self) -> str: ...
+    @property
+    def resource_type(self) -> str: ...
+    @property
+    def resource_path(self) -> str: ...
+
+class S3StorageUri(StorageUri):
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+
+class GcsStorageUri(StorageUri):
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+
+class AzureStorageUri(StorageUri):
+    @property
+    def account(self) -> str: ...
+    @property
+    def container(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+
+class GitHubStorageUri(StorageUri):
+    @property
+    def owner(self) -> str: ...
+    @property
+    def repo(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+
+def parse_storage_uri(
+    uri: str,
+) -> (
+    OciStorageUri
+    | HuggingFaceStorageUri
+    | PvcStorageUri
+    | LocalStorageUri
+    | VendorStorageUri
+    | S3StorageUri
+    | GcsStorageUri
+    | AzureStorageUri
+    | GitHubStorageUri
+):
+    """Parse a storage URI; raises InvalidStorageUri naming the URI and the fault."""
+
 # --- naming ---
 
+def node_label_key(
+    kind: _Literal["BaseModel", "ClusterBaseModel"], name: str, namespace: str | None = None
+) -> str:
+    """OME's node label key for a model; raises ValueError for a bad kind or namespace."""
+
+def configmap_key(
+    kind: _Literal["BaseModel", "ClusterBaseModel"], name: str, namespace: str | None = None
+) -> str:
+    """OME's per-node ConfigMap data key for a model; raises ValueError for a bad kind or namespace."""
+
+def parse_configmap_key(
+    key: str,
+) -> tuple[_Literal["BaseModel", "ClusterBaseModel"], str | None, str] | None: ...
+def node_label_value(status: str) -> str | None: ...
+def truncate_with_hash(s: str, max_len: int) -> str: ...
+def is_valid_label_key(key: str) -> bool: ...
+def is_valid_label_value(value: str) -> bool: ...
+def is_valid_configmap_key(key: str) -> bool: ...
+def label_key_problem(key: str) -> str | None: ...
+def label_value_problem(value: str) -> str | None: ...
+def configmap_key_problem(key: str) -> str | None: ...
+
 # --- model_entry ---
+
+MODEL_STATUSES: tuple[str, str, str, str]
+
+class NameVersion:
+    """modelFramework / modelFormat: a name and an optional version (immutable)."""
+
+    def __init__(self, name: str, version: str | None = None) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    def __hash__(self) -> int: ...
+
+class ModelConfig:
+    """The 'config' object of a ConfigMap entry; empty fields are omitted when written."""
+
+    model_type: str
+    model_architecture: str
+    model_framework: NameVersion | None
+    model_format: NameVersion | None
+    model_parameter_size: str
+    max_tokens: int
+    quantization: str
+    def __init__(
+        self,
+        *,
+        model_type: str = "",
+        model_architecture: str = "",
+        model_framework: NameVersion | None = None,
+        model_format: NameVersion | None = None,
+        model_parameter_size: str = "",
+        max_tokens: int = 0,
+        model_capabilities: _Sequence[str] = ...,
+        decoded_model_configuration: dict[str, _Any] | None = None,
+        quantization: str = "",
+    ) -> None: ...
+    @property
+    def model_capabilities(self) -> tuple[str, ...]: ...
+    @model_capabilities.setter
+    def model_capabilities(self, value: _Sequence[str]) -> None: ...
+    @property
+    def decoded_model_configuration(self) -> _Mapping[str, _Any]: ...
+    @decoded_model_configuration.setter
+    def decoded_model_configuration(self, value: dict[str, _Any] | None) -> None: ...
+    @property
+    def extra(self) -> _Mapping[str, _Any]: ...
+    def to_dict(self) -> dict[str, _Any]: ...
+
+class ModelProgress:
+    """The 'progress' object of a ConfigMap entry while the model downloads."""
+
+    phase: str
+    completed_bytes: int
+    total_bytes: int
+    completed_files: int
+    total_files: int
+    speed_bytes_per_sec: float
+    last_updated: str
+    def __init__(
+        self,
+        *,
+        phase: str = "",
+        completed_bytes: int = 0,
+        total_bytes: int = 0,
+        completed_files: int = 0,
+        total_files: int = 0,
+        speed_bytes_per_sec: float = 0.0,
+        last_updated: str = "",
+    ) -> None: ...
+    def to_dict(self) -> dict[str, _Any]: ...
+
+class ModelEntry:
+    """One model's value in the per-node ConfigMap."""
+
+    name: str
+    status: str
+    config: ModelConfig | None
+    progress: ModelProgress | None
+    @_overload
+    def __init__(
+        self,
+        name: str,
+        status: str,
+        config: ModelConfig | None = None,
+        progress: ModelProgress | None = None,
+    ) -> None: ...
+    @_overload
+    def __init__(self, data: dict[str, _Any]) -> None: ...
+    @staticmethod
+    def from_json(text: str | bytes, key: str | None = None) -> ModelEntry: ...
+    @staticmethod
+    def from_dict(data: dict[str, _Any], key: str | None = None) -> ModelEntry: ...
+    @property
+    def extra(self) -> _Mapping[str, _Any]: ...
+    def to_json(self) -> str: ...
+    def to_dict(self) -> dict[str, _Any]: ...
+
 
 # --- model_metadata ---
 

@@ -214,8 +214,8 @@ TEST(ModelEntryJson, DecodedFloatsAreRewrittenAsGoWouldAfterDecoding) {
 // ---- progress ----
 
 TEST(ModelEntryJson, ProgressObject) {
-  ModelEntry entry{"m", "Updating", std::nullopt, DownloadProgress{}, json::object()};
-  DownloadProgress& p = *entry.progress;
+  ModelEntry entry{"m", "Updating", std::nullopt, ModelProgress{}, json::object()};
+  ModelProgress& p = *entry.progress;
   p.phase = "Downloading";
   p.total_bytes = 16060522496ULL;
   p.completed_bytes = 1073741824ULL;
@@ -237,7 +237,7 @@ TEST(ModelEntryJson, ProgressObject) {
 }
 
 TEST(ModelEntryJson, ProgressAfterConfig) {
-  ModelEntry entry{"m", "Updating", ModelConfig{}, DownloadProgress{}, json::object()};
+  ModelEntry entry{"m", "Updating", ModelConfig{}, ModelProgress{}, json::object()};
   EXPECT_EQ(serialize_model_entry(entry),
             R"({"name":"m","status":"Updating","config":{},"progress":{"phase":"","totalBytes":0,)"
             R"("completedBytes":0,"totalFiles":0,"completedFiles":0,"speedBytesPerSec":0,"lastUpdated":""}})");

@@ -48,8 +48,8 @@ struct ModelConfig {
   nlohmann::json extra = nlohmann::json::object();  // unknown fields, kept for the round trip
 };
 
-// "progress": the download progress object (same field names as upstream OME's DownloadProgress).
-struct DownloadProgress {
+// "progress": download progress of the model on this node (field names as upstream OME's DownloadProgress).
+struct ModelProgress {
   std::string phase;  // e.g. "Scanning", "Downloading", "Verifying", "Finalizing"
   uint64_t total_bytes = 0;
   uint64_t completed_bytes = 0;
@@ -63,7 +63,7 @@ struct ModelEntry {
   std::string name;
   std::string status;  // one of model_status::*; other strings read from a ConfigMap are kept verbatim
   std::optional<ModelConfig> config;
-  std::optional<DownloadProgress> progress;
+  std::optional<ModelProgress> progress;
   nlohmann::json extra = nlohmann::json::object();  // unknown top-level fields, kept for the round trip
 };
 
