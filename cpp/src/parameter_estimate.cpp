@@ -23,7 +23,7 @@
 
 namespace modelagent {
 
-namespace detail {
+namespace param_estimate {
 
 // ---- Count ----------------------------------------------------------------------------------------------
 
@@ -184,14 +184,14 @@ HeadKind head_kind(std::string_view arch) {
   return HeadKind::kLm;
 }
 
-}  // namespace detail
+}  // namespace param_estimate
 
 std::optional<uint64_t> estimate_parameters(const nlohmann::json& config) {
   try {
     if (!config.is_object()) return std::nullopt;
     bool bad = false;
-    detail::Fields f(&config, &bad);
-    const std::optional<detail::Count> total = detail::estimate_any(f);
+    param_estimate::Fields f(&config, &bad);
+    const std::optional<param_estimate::Count> total = param_estimate::estimate_any(f);
     if (bad || !total || total->saturated() || total->value() == 0 || total->value() == UINT64_MAX)
       return std::nullopt;
     return total->value();

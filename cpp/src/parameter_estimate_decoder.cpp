@@ -7,7 +7,7 @@
 
 #include "parameter_estimate_detail.hpp"
 
-namespace modelagent::detail {
+namespace modelagent::param_estimate {
 
 namespace {
 
@@ -164,7 +164,7 @@ std::optional<uint64_t> moe_layer_count(const Fields& f, std::string_view mt, ui
 }  // namespace
 
 std::optional<DecoderSpec> read_decoder(const Fields& given, const DecoderContext& ctx) {
-  const std::string mt = lower(given.text("model_type"));
+  const std::string mt = family_of(given);
 
   // Nested configs may omit fields equal to their class defaults; fill those in from a merged copy.
   nlohmann::json merged;
@@ -198,7 +198,8 @@ std::optional<DecoderSpec> read_decoder(const Fields& given, const DecoderContex
       (mt == "falcon" && f.flag("multi_query").value_or(true) && !f.flag("new_decoder_architecture").value_or(false)))
     s.kv_heads = 1;
   s.head_dim = s.hidden / s.heads;
-  if (auto hd = f.num({"head_dim", "kv_channels", "attention_head_size"}); hd && *hd > 0) s.head_dim = *hd;
+  if (auto hd = f.num({"head_dim", "kv_channels", "head_size", "attention_head_size"}); hd && *hd > 0)
+    s.head_dim = *hd;
   if (s.head_dim == 0) return std::nullopt;  // more heads than hidden units: not a real shape
   s.v_head_dim = s.head_dim;
 
@@ -244,7 +245,10 @@ std::optional<DecoderSpec> read_decoder(const Fields& given, const DecoderContex
   }
 
   // Mixture of experts.
-  const auto experts = f.num({"num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"});
+  // TensorRT-LLM checkpoints describe experts in a nested "moe" object.
+  const Fields trt_moe = f.sub("moe");
+  auto experts = f.num({"num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"});
+  if (!experts) experts = trt_moe.num("num_experts");
   if (experts && *experts > 0) {
     s.experts = *experts;
     s.moe_inter = f.num("moe_intermediate_size").value_or(mt == "llama4_text" ? f.num("intermediate_size").value_or(0)
@@ -257,8 +261,10 @@ std::optional<DecoderSpec> read_decoder(const Fields& given, const DecoderContex
     s.score_bias = (f.text("topk_method") == "noaux_tc");
     if (auto shared = f.num("n_shared_experts"); shared && *shared > 0) {
       s.shared_inter = (Count(*shared) * s.moe_inter).value();
-    } else if (auto width = f.num("shared_expert_intermediate_size"); width && *width > 0) {
-      s.shared_inter = *width;
+    } else if (auto width = f.num("shared_expert_intermediate_size").value_or(
+                   trt_moe.num("shared_expert_intermediate_size").value_or(0));
+               width > 0) {
+      s.shared_inter = width;
       s.shared_gate = true;
     } else if (mt == "llama4_text") {
       s.shared_inter = f.num("intermediate_size").value_or(0);
@@ -418,8 +424,33 @@ std::optional<Count> estimate_dbrx(const Fields& f) {
   return total;
 }
 
+std::string family_of(const Fields& f) {
+  std::string mt = lower(f.text("model_type"));
+  if (!mt.empty()) return mt;
+  // No model_type (TensorRT-LLM pretrained_config, hand-written configs): derive it from the class name.
+  std::string arch = f.first_architecture();
+  for (std::string_view suffix : {"ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSequenceClassification",
+                                  "ForTokenClassification", "ForRewardModel", "ForMaskedLM", "Model"}) {
+    if (ends_with(arch, suffix)) {
+      arch.resize(arch.size() - suffix.size());
+      break;
+    }
+  }
+  const std::string base = lower(arch);
+  static const std::pair<std::string_view, std::string_view> kRenamed[] = {
+      {"gptneox", "gpt_neox"},       {"gptbigcode", "gpt_bigcode"}, {"gptj", "gptj"},
+      {"gptoss", "gpt_oss"},         {"qwen", "qwen2"},             {"qwen2moe", "qwen2_moe"},
+      {"qwen3moe", "qwen3_moe"},     {"qwen2vl", "qwen2_vl"},       {"deepseekv2", "deepseek_v2"},
+      {"deepseekv3", "deepseek_v3"}, {"gemma3", "gemma3_text"},     {"llama4", "llama4_text"},
+      {"xlmroberta", "xlm-roberta"}, {"granitemoe", "granitemoe"},  {"phimoe", "phimoe"},
+  };
+  for (const auto& [from, to] : kRenamed)
+    if (base == from) return std::string(to);
+  return base;
+}
+
 std::optional<Count> estimate_any(const Fields& f) {
-  const std::string mt = lower(f.text("model_type"));
+  const std::string mt = family_of(f);
   if (is_multimodal(f, mt)) return estimate_multimodal(f, mt);
   if (is_encoder_type(mt)) return estimate_encoder(f);
   if (mt == "clip_vision_model" || mt == "siglip_vision_model") return estimate_vision_model(f, mt);
@@ -428,4 +459,4 @@ std::optional<Count> estimate_any(const Fields& f) {
   return estimate_decoder(f);
 }
 
-}  // namespace modelagent::detail
+}  // namespace modelagent::param_estimate

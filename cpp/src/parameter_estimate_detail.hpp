@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace modelagent::detail {
+namespace modelagent::param_estimate {
 
 // A parameter count whose arithmetic saturates instead of wrapping; once saturated it stays saturated.
 class Count {
@@ -163,7 +163,11 @@ std::optional<Count> estimate_multimodal(const Fields& f, std::string_view model
 // Stand-alone vision encoders (clip_vision_model, siglip_vision_model).
 std::optional<Count> estimate_vision_model(const Fields& f, std::string_view model_type);
 
+// The config's model_type, lower-cased; when absent, derived from the architecture class name
+// ("LlamaForCausalLM" -> "llama", "Qwen2MoeForCausalLM" -> "qwen2_moe").
+std::string family_of(const Fields& f);
+
 // Dispatch on model_type and config shape.
 std::optional<Count> estimate_any(const Fields& f);
 
-}  // namespace modelagent::detail
+}  // namespace modelagent::param_estimate

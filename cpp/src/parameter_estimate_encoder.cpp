@@ -4,7 +4,7 @@
 
 #include "parameter_estimate_detail.hpp"
 
-namespace modelagent::detail {
+namespace modelagent::param_estimate {
 
 namespace {
 
@@ -34,7 +34,7 @@ bool is_encoder_type(std::string_view mt) {
 }
 
 std::optional<Count> estimate_encoder(const Fields& f) {
-  const std::string mt = lower(f.text("model_type"));
+  const std::string mt = family_of(f);
   const std::string arch = f.first_architecture();
   if (mt == "distilbert") return estimate_distilbert(f, arch);
 
@@ -70,4 +70,4 @@ std::optional<Count> estimate_encoder(const Fields& f) {
   return total;
 }
 
-}  // namespace modelagent::detail
+}  // namespace modelagent::param_estimate

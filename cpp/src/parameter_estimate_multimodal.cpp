@@ -8,7 +8,7 @@
 
 #include "parameter_estimate_detail.hpp"
 
-namespace modelagent::detail {
+namespace modelagent::param_estimate {
 
 namespace {
 
@@ -398,4 +398,4 @@ std::optional<Count> estimate_multimodal(const Fields& f, std::string_view mt) {
   return language + *rest;
 }
 
-}  // namespace modelagent::detail
+}  // namespace modelagent::param_estimate

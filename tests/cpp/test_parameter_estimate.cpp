@@ -612,6 +612,28 @@ TEST(ParameterEstimateGenericFamilies, TextConfigNestingAndLanguageConfigNesting
   EXPECT_EQ(estimate(language), 1352u);
 }
 
+TEST(ParameterEstimateGenericFamilies, FamilyFromArchitectureWhenModelTypeIsMissing) {
+  // TensorRT-LLM pretrained_config style: no model_type, no tie flag, head_size, nested "moe".
+  json trt = {{"architectures", {"LlamaForCausalLM"}},
+              {"hidden_size", 8},
+              {"num_hidden_layers", 2},
+              {"num_attention_heads", 2},
+              {"num_key_value_heads", 1},
+              {"head_size", 4},
+              {"intermediate_size", 16},
+              {"vocab_size", 10}};
+  EXPECT_EQ(estimate(trt), 1352u);  // llama: untied by default
+  trt["architectures"] = {"GemmaForCausalLM"};
+  EXPECT_EQ(estimate(trt), 1272u);  // gemma: tied by default
+  trt["architectures"] = {"MixtralForCausalLM"};
+  trt["moe"] = {{"num_experts", 4}, {"top_k", 2}};
+  EXPECT_EQ(estimate(trt), 3720u);  // same as the tiny mixtral
+  trt["architectures"] = {"Qwen2MoeForCausalLM"};
+  trt["moe"] = {{"num_experts", 4}, {"shared_expert_intermediate_size", 8}};
+  // q/k/v biases 16 per layer; shared expert 3x8x8 + its gate 8 per layer
+  EXPECT_EQ(estimate(trt), 3720u + 2 * (16 + 192 + 8));
+}
+
 TEST(ParameterEstimateGenericFamilies, UnknownWrapperWithViTVisionConfig) {
   json c = {{"model_type", "some_vlm"},
             {"text_config", tiny_llama()},
