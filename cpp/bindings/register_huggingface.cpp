@@ -122,6 +122,10 @@ void register_huggingface(py::module_& m) {
         py::arg("cancel") = nullptr, py::call_guard<py::gil_scoped_release>(),
         "Every file of the repository at `commit` (tree API, all pages).");
 
+  m.def("hf_check_file", &hf::check_file, py::arg("options"), py::arg("repo_id"), py::arg("commit"), py::arg("path"),
+        py::arg("cancel") = nullptr, py::call_guard<py::gil_scoped_release>(),
+        "HEAD of a file's resolve URL; raises the hub's typed error (GatedRepoError, EntryNotFoundError, ...).");
+
   m.def(
       "hf_select_files",
       [](const std::vector<hf::RepoFile>& files, std::vector<std::string> include, std::vector<std::string> exclude,

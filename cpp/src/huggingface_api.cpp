@@ -266,6 +266,17 @@ std::string resolve_commit(const ClientOptions& options, const std::string& repo
   return parse_commit(r.body, url);
 }
 
+void check_file(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
+                const std::string& path, CancelToken* cancel) {
+  const std::string url = resolve_url(options.endpoint, repo_id, commit, path);
+  HttpRequest request = api_request(options, url, "HEAD");
+  request.follow_redirects = false;
+  request.headers.emplace_back("Accept-Encoding", "identity");
+  HttpResponse r = http_request(request, options.retry, options.http, cancel);
+  if (r.status >= 300 && r.status < 400) return;
+  raise_for_status(r, url, {repo_id, commit, path});
+}
+
 std::vector<RepoFile> list_files(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
                                  CancelToken* cancel) {
   std::vector<RepoFile> files;

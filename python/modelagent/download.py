@@ -167,6 +167,9 @@ def _record_problem(record: Any) -> str | None:
             digest.get("value"), str
         ):
             return f"files['{name}'].digest is missing or invalid"
+    stale = record.get("stale", [])
+    if not isinstance(stale, list) or not all(isinstance(p, str) for p in stale):
+        return "field 'stale' is not a list of paths"
     tree = record.get("tree")
     if not isinstance(tree, list) or not all(isinstance(t, dict) and isinstance(t.get("path"), str) for t in tree):
         return "field 'tree' is missing or invalid"
@@ -273,6 +276,23 @@ def _interruptible(cancel: Any, fn: Callable[..., _T], *args: Any) -> _T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _explain_file_failure(
+    error: Any, plan: Sequence[Mapping[str, Any]], client: Any, repo_id: str, commit: str, cancel: Any
+) -> None:
+    """The engine reports a refused file as a plain HttpStatusError; ask the hub (one HEAD) for the typed
+    error behind it (gated repository, missing entry, bad token) and raise that instead."""
+    if type(error) is not _core.HttpStatusError or getattr(error, "status", 0) not in (401, 403, 404):
+        return
+    path = next((entry["path"] for entry in plan if entry["url"] == getattr(error, "url", None)), None)
+    if path is None:
+        return
+    try:
+        _core.hf_check_file(client, repo_id, commit, path, cancel)
+    except _core.HttpStatusError as typed:
+        if type(typed) is not _core.HttpStatusError:
+            raise typed from error
 
 
 def _prune(dest: Path, paths: Sequence[str]) -> list[str]:
@@ -404,13 +424,19 @@ def download(
     selected, excluded = _core.hf_select_files(tree, include_patterns, exclude_patterns, not all_files)
     plan = _core.hf_build_plan(hub, repo_id, commit, selected, resolved_token)
     selected_paths = {f.path for f in selected}
-    stale = sorted(p for p in (previous or {}).get("files", {}) if p not in selected_paths)
+    # Files an earlier download put here (and stale ones it left) that this download no longer includes.
+    owned = set((previous or {}).get("files", {})) | set((previous or {}).get("stale", []))
+    stale = sorted(p for p in owned if p not in selected_paths and os.path.lexists(dest_path / p))
 
     dest_path.mkdir(parents=True, exist_ok=True)
     counters = _core.DownloadProgress()
     renderer = renderer_for(progress, f"{repo_id}@{commit[:8]}")
     with ProgressMonitor(counters, renderer):
-        report = _core.run_download(plan, dest_path, engine_options, cancel_token, counters)
+        try:
+            report = _core.run_download(plan, dest_path, engine_options, cancel_token, counters)
+        except _core.HttpStatusError as e:
+            _explain_file_failure(e, plan, client, repo_id, commit, cancel_token)
+            raise
 
     removed = _prune(dest_path, stale) if prune else []
     by_path = {r.path: r for r in report.files}
@@ -442,6 +468,7 @@ def download(
                 f.path: {"size": f.size, "digest": {"kind": f.digest_kind, "value": f.digest}} for f in files
             },
             "tree": _tree_to_record(tree),
+            "stale": [] if prune else stale,
         },
     )
     return DownloadResult(

@@ -223,3 +223,26 @@ TEST(HfClient, HeadWithoutSizeIsAnErrorNamingTheFile) {
   std::string what = error_of([&] { hf::list_files(client(hub), "org/name", kCommit); });
   EXPECT_NE(what.find("weird.bin"), std::string::npos) << what;
 }
+
+TEST(HfClient, CheckFileRaisesTheHubsTypedError) {
+  Server hub([](const Request& r) {
+    if (r.target.find("gated") != std::string::npos) {
+      return Response{403, {{"X-Error-Code", "GatedRepo"}, {"X-Error-Message", "Access restricted"}}, ""};
+    }
+    if (r.target.find("missing") != std::string::npos) {
+      return Response{404, {{"X-Error-Code", "EntryNotFound"}, {"X-Repo-Commit", kCommit}}, ""};
+    }
+    return Response{302, {{"Location", "http://127.0.0.2:1/blob"}, {"X-Linked-Size", "5"}}, ""};
+  });
+  EXPECT_THROW(hf::check_file(client(hub), "org/gated", kCommit, "model.safetensors"), modelagent::GatedRepoError);
+  try {
+    hf::check_file(client(hub), "org/name", kCommit, "sub/missing.bin");
+    FAIL() << "no error";
+  } catch (const modelagent::EntryNotFoundError& e) {
+    EXPECT_NE(std::string(e.what()).find("sub/missing.bin"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(hf::check_file(client(hub), "org/name", kCommit, "ok.safetensors"));
+  for (const auto& r : hub.requests()) {
+    EXPECT_EQ(r.method, "HEAD");
+  }
+}

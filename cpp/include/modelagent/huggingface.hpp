@@ -105,6 +105,12 @@ std::string resolve_commit(const ClientOptions& options, const std::string& repo
 std::vector<RepoFile> list_files(const ClientOptions& options, const std::string& repo_id,
                                  const std::string& commit, CancelToken* cancel = nullptr);
 
+// HEAD of one file's resolve URL (redirects not followed). Returns when the hub would serve the file;
+// otherwise throws the typed error it answers with (GatedRepoError, EntryNotFoundError, ...). Used to
+// explain a file the engine could not fetch.
+void check_file(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
+                const std::string& path, CancelToken* cancel = nullptr);
+
 // ---- selection and plan (huggingface_plan.cpp) ----
 
 struct FileFilter {
