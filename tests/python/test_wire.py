@@ -87,16 +87,17 @@ def test_equality_is_by_location() -> None:
     assert parse("oci://bucket/models/") == parse("oci://bucket/models")
     assert parse("hf://gpt2") != parse("hf://gpt2@v2")
     assert parse("gs://bucket/models") != parse("s3://bucket/models")
-    assert parse("hf://gpt2") != "hf://gpt2"
+    assert parse("hf://gpt2") != "hf://gpt2"  # type: ignore[comparison-overlap]
     assert len({parse("hf://gpt2"), parse("hf://gpt2@main"), parse("hf://org/gpt2")}) == 2
 
 
 def test_storage_uri_objects_are_read_only_and_not_constructible() -> None:
     parsed = modelagent.parse_storage_uri("hf://org/name")
+    assert isinstance(parsed, modelagent.HuggingFaceStorageUri)
     with pytest.raises(AttributeError):
         parsed.revision = "v2"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        StorageUri()  # type: ignore[call-arg]
+        StorageUri()
 
 
 @pytest.mark.parametrize(
@@ -208,7 +209,7 @@ def test_truncate_with_hash() -> None:
 
 def test_naming_argument_errors() -> None:
     with pytest.raises(ValueError, match="'BaseModel' or 'ClusterBaseModel'"):
-        modelagent.node_label_key("basemodel", "x", "default")
+        modelagent.node_label_key("basemodel", "x", "default")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs a namespace"):
         modelagent.node_label_key("BaseModel", "x")
     with pytest.raises(ValueError, match="cluster-scoped"):
