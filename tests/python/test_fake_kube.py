@@ -279,6 +279,33 @@ def test_custom_resource_needs_kind(custom: client.CustomObjectsApi) -> None:
     assert err.value.status == 400 and "Object 'Kind' is missing" in status_of(err.value)["message"]
 
 
+def test_node_status_subresource(core: client.CoreV1Api) -> None:
+    core.create_node({"metadata": {"name": "n1"}, "spec": {"podCIDR": "10.0.0.0/24"},
+                      "status": {"capacity": {"cpu": "8"}}})
+    node = core.read_node("n1")
+    assert node.status.capacity == {"cpu": "8"}  # nodes may set status on create
+    node.status.capacity = {"cpu": "1"}
+    node.metadata.labels = {"a": "b"}
+    updated = core.replace_node("n1", node)
+    assert updated.status.capacity == {"cpu": "8"} and updated.metadata.labels == {"a": "b"}
+    patched = core.patch_node_status("n1", {"status": {"capacity": {"cpu": "4"}}, "spec": {"unschedulable": True},
+                                            "metadata": {"labels": {"c": "d"}}})
+    assert patched.status.capacity == {"cpu": "4"}
+    assert patched.spec.unschedulable is None and patched.spec.pod_cidr == "10.0.0.0/24"  # /status resets spec
+    assert patched.metadata.labels == {"a": "b", "c": "d"}
+
+
+def test_dry_run_and_delete_collection(core: client.CoreV1Api, fake_kube: FakeKubeAPI) -> None:
+    rv = fake_kube.resource_version
+    preview = core.create_namespaced_config_map("ome", {"metadata": {"name": "x"}}, dry_run="All")
+    assert preview.metadata.name == "x" and preview.metadata.resource_version is None
+    assert fake_kube.resource_version == rv and not fake_kube.exists("configmaps", "x", "ome")
+    for name, app in [("a", "one"), ("b", "one"), ("c", "two")]:
+        core.create_namespaced_config_map("ome", {"metadata": {"name": name, "labels": {"app": app}}})
+    core.delete_collection_namespaced_config_map("ome", label_selector="app=one")
+    assert [c["metadata"]["name"] for c in fake_kube.list_objects("configmaps", "ome")] == ["c"]
+
+
 # ---------------------------------------------------------------------------------------- patches
 
 
@@ -730,6 +757,35 @@ def test_watch_with_initial_events_end_bookmark(fake_kube: FakeKubeAPI) -> None:
         conn.close()
     assert [e["type"] for e in lines] == ["ADDED", "BOOKMARK"]
     assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_all_namespace_watch_of_custom_resources(custom: client.CustomObjectsApi, fake_kube: FakeKubeAPI,
+                                                 collectors: list[Collector]) -> None:
+    custom.create_namespaced_custom_object(GROUP, VERSION, "default", "basemodels", base_model("a"))
+    custom.create_namespaced_custom_object(GROUP, VERSION, "ome", "basemodels", base_model("b"))
+    c = Collector(custom.list_cluster_custom_object, GROUP, VERSION, "basemodels")
+    collectors.append(c)
+    first = [c.next_event() for _ in range(2)]
+    assert [(e["type"], e["object"]["metadata"]["namespace"]) for e in first] == [("ADDED", "default"),
+                                                                                   ("ADDED", "ome")]
+    fake_kube.wait_for_watches(1)
+    fake_kube.patch("basemodels", "b", {"spec": {"modelType": "phi"}}, namespace="ome")
+    event = c.next_event()
+    assert event["type"] == "MODIFIED" and event["object"]["spec"]["modelType"] == "phi"
+    assert event["object"]["metadata"]["generation"] == 2
+
+
+def test_stopping_the_server_ends_open_watches(fake_kube_factory: Callable[..., FakeKubeAPI]) -> None:
+    kube = fake_kube_factory()
+    kube.add_node("n1")
+    with kube.api_client() as api:
+        c = Collector(client.CoreV1Api(api).list_node, timeout_seconds=60)
+        assert summary(c.next_event()) == ("ADDED", "n1")
+        kube.wait_for_watches(1)
+        kube.stop()
+        assert c.next() == Collector.END  # a clean end of stream, no error
+        c.thread.join(10)
+        assert not c.thread.is_alive()
 
 
 # ---------------------------------------------------------------------------------------- faults

@@ -518,12 +518,19 @@ class Store:
     def _prepare_update(
         self, rt: ResourceType, current: dict[str, Any], obj: dict[str, Any], subresource: str | None
     ) -> dict[str, Any]:
-        if subresource == "status":
+        if subresource == "status" and rt.custom:
             new = copy.deepcopy(current)
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
                 new.pop("status", None)
+        elif subresource == "status":
+            # built-in status strategies only reset spec; metadata changes go through
+            new = obj
+            if "spec" in current:
+                new["spec"] = copy.deepcopy(current["spec"])
+            else:
+                new.pop("spec", None)
         else:
             new = obj
             if rt.status_subresource:
