@@ -14,6 +14,7 @@ import re
 import socket
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -506,6 +507,18 @@ class BaseHandler(BaseHTTPRequestHandler):
                 self.send_json(status.status, body, headers=status.headers)
                 return
             self.route()
+        except (ConnectionCut, ConnectionError, TimeoutError):
+            raise
+        except Exception as exc:
+            # A bug in the fake (or in a test callback): make it loud, never a silent hang or a retryable 5xx.
+            self.context.internal_errors.append(
+                f"{self.command} {self.req_path}: " + "".join(traceback.format_exception(exc))
+            )
+            self.close_connection = True
+            if self.record.status == 0:
+                self.send_json(
+                    500, {"error": f"fake server bug: {exc!r}"}, {"X-Error-Message": f"fake server bug: {exc!r}"}
+                )
         finally:
             self.record.duration = time.time() - self.record.started
             self.context.log.finish(self.record)

@@ -358,6 +358,8 @@ class FakeHub:
         self.verbose = verbose
         self.faults = FaultSet()
         self.log = RequestLog(log_limit, log_sink)
+        self.internal_errors: list[str] = []
+        """Tracebacks of exceptions raised while handling requests (answered 500); should stay empty."""
         self._lock = threading.RLock()
         self._repos: dict[tuple[str, str], _Repo] = {}
         self._tokens: dict[str, str] = {}
@@ -367,6 +369,8 @@ class FakeHub:
         self._cdn: ServerThread | None = None
         self._request_counter = 0
         self._safetensors_cache: dict[str, dict[str, Any] | None] = {}
+        if isinstance(tokens, str):
+            tokens = [tokens]
         if tokens is not None:
             items = tokens.items() if isinstance(tokens, Mapping) else ((t, t) for t in tokens)
             for token, user in items:
@@ -389,12 +393,17 @@ class FakeHub:
         cdn.start()
         return self
 
-    def stop(self) -> None:
-        """Stop both servers and drop open connections (idempotent)."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop both servers, drop open connections and wait (up to ``timeout`` s) until every
+        request in the log is finished, so the log is final when this returns. Idempotent."""
         for srv in (self._hub, self._cdn):
             if srv is not None:
                 srv.stop()
         self._hub = self._cdn = None
+        deadline = time.monotonic() + timeout
+        for record in self.log.snapshot():
+            if not record.wait(max(0.0, deadline - time.monotonic())):
+                break
 
     def __enter__(self) -> FakeHub:
         return self.start()
@@ -1008,6 +1017,10 @@ class _Context:
     @property
     def verbose(self) -> bool:
         return self.hub.verbose
+
+    @property
+    def internal_errors(self) -> list[str]:
+        return self.hub.internal_errors
 
 
 def _check_repo_id(repo_id: str) -> None:

@@ -73,6 +73,9 @@ def fake_hub_factory(hf_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     finally:
         for hub in hubs:
             hub.stop()
+    errors = [e for hub in hubs for e in hub.internal_errors]
+    if errors:
+        pytest.fail("fake hub raised while handling requests:\n" + "\n".join(errors), pytrace=False)
 
 
 @pytest.fixture
