@@ -22,7 +22,7 @@ from kubernetes.dynamic import DynamicClient
 
 from modelagent.testing import _kube_patch as patches
 from modelagent.testing._kube_selectors import LabelSelector, SelectorError
-from modelagent.testing.kube_api import FakeKubeAPI
+from modelagent.testing.kube_api import ApiError, FakeKubeAPI
 from modelagent.testing.kube_fixtures import (  # noqa: F401 - fixtures
     fake_kube,
     fake_kube_factory,
@@ -304,6 +304,22 @@ def test_dry_run_and_delete_collection(core: client.CoreV1Api, fake_kube: FakeKu
         core.create_namespaced_config_map("ome", {"metadata": {"name": name, "labels": {"app": app}}})
     core.delete_collection_namespaced_config_map("ome", label_selector="app=one")
     assert [c["metadata"]["name"] for c in fake_kube.list_objects("configmaps", "ome")] == ["c"]
+
+
+def test_direct_helpers_without_http(fake_kube: FakeKubeAPI) -> None:
+    created = fake_kube.create("BaseModel", {"metadata": {"name": "m"}, "spec": {"a": 1}}, namespace="ome")
+    assert created["kind"] == "BaseModel" and created["metadata"]["namespace"] == "ome"
+    status = fake_kube.update_status("basemodels", {**created, "status": {"state": "Ready"}, "spec": {"a": 2}})
+    assert status["status"] == {"state": "Ready"} and status["spec"] == {"a": 1}
+    with pytest.raises(ApiError) as err:
+        fake_kube.update("basemodels", created)  # the resourceVersion is stale now
+    assert err.value.code == 409 and err.value.status()["reason"] == "Conflict"
+    assert fake_kube.patch("basemodels", "m", {"spec": {"a": 3}}, namespace="ome")["metadata"]["generation"] == 2
+    fake_kube.delete("basemodels", "m", namespace="ome")
+    assert not fake_kube.exists("basemodels", "m", namespace="ome")
+    with pytest.raises(ApiError) as err:
+        fake_kube.get("basemodels", "m", namespace="ome")
+    assert err.value.code == 404
 
 
 # ---------------------------------------------------------------------------------------- patches

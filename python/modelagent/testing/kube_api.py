@@ -371,6 +371,7 @@ class FakeKubeAPI:
         return self.store.get(rt, self._ns(rt, namespace), name)
 
     def exists(self, resource: str, name: str, namespace: str | None = None) -> bool:
+        """Whether the object exists (a terminating object still does)."""
         try:
             self.get(resource, name, namespace)
         except ApiError as exc:
@@ -414,6 +415,7 @@ class FakeKubeAPI:
         return self.create("nodes", {"metadata": {"name": name, "labels": dict(labels or {})}, **fields})
 
     def add_namespace(self, name: str) -> dict[str, Any]:
+        """Create a Namespace."""
         return self.create("namespaces", {"metadata": {"name": name}})
 
     @property
