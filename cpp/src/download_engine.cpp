@@ -708,6 +708,12 @@ size_t Engine::body(RangeTask& t, const char* data, size_t n) {
     t.response.body.append(data, keep);
     return n;
   }
+  if (limiter_.enabled() && limiter_.wait_seconds(now()) > 0) {
+    // Over the cap: leave the data with curl (and TCP flow control) until the bucket refills.
+    t.paused_for_bandwidth = true;
+    bandwidth_paused_ = true;
+    return CURL_WRITEFUNC_PAUSE;
+  }
   if (t.range.end != kUnknownSize && t.pos + n > t.range.end) {
     t.abort = RangeTask::Abort::Retry;
     t.abort_reason = "server sent more bytes than requested";
@@ -919,23 +925,13 @@ void Engine::switch_to_single_stream(FileJob& f, RangeTask* keeper) {
 }
 
 void Engine::apply_pauses() {
-  if (limiter_.enabled()) {
-    double wait = limiter_.wait_seconds(now());
-    if (wait > 0 && !bandwidth_paused_) {
-      bandwidth_paused_ = true;
-      for (auto& tp : tasks_) {
-        if (!tp->active || tp->paused_for_bandwidth) continue;
-        tp->paused_for_bandwidth = true;
-        curl_easy_pause(tp->easy, CURLPAUSE_ALL);
-      }
-    } else if (wait <= 0 && bandwidth_paused_) {
-      bandwidth_paused_ = false;
-      for (auto& tp : tasks_) {
-        if (!tp->active || !tp->paused_for_bandwidth) continue;
-        tp->paused_for_bandwidth = false;
-        tp->paused_for_buffer = false;
-        curl_easy_pause(tp->easy, CURLPAUSE_CONT);  // may deliver held data right away
-      }
+  if (bandwidth_paused_ && limiter_.wait_seconds(now()) <= 0) {
+    bandwidth_paused_ = false;
+    for (auto& tp : tasks_) {
+      if (!tp->active || !tp->paused_for_bandwidth) continue;
+      tp->paused_for_bandwidth = false;
+      tp->paused_for_buffer = false;
+      curl_easy_pause(tp->easy, CURLPAUSE_CONT);  // may deliver held data (and pause again) right away
     }
   }
   if (bandwidth_paused_) return;

@@ -1,0 +1,219 @@
+// Resuming: a download killed with SIGKILL (in a forked child) or cancelled mid-way continues from its
+// resume journal without fetching finished ranges again; a journal for other content is not trusted.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "modelagent/download_engine.hpp"
+#include "modelagent/errors.hpp"
+#include "modelagent/path_safety.hpp"
+#include "modelagent/resume_journal.hpp"
+#include "support/loopback_server.hpp"
+#include "support/loopback_test_util.hpp"
+
+using namespace modelagent;
+using testsupport::Fault;
+using testsupport::LoopbackServer;
+using testsupport::make_content;
+using testsupport::planned;
+using testsupport::read_file;
+using testsupport::TempDir;
+
+namespace {
+
+constexpr uint64_t MiB = 1 << 20;
+
+// Journaled bytes of the file's partial download, read the way the engine reads them on start.
+uint64_t journaled_bytes(const std::filesystem::path& final_path, const PlannedFile& f) {
+  // The identity is internal to the engine; any valid journal of the right size will do here, so
+  // read the header's identity from the file itself.
+  FILE* in = std::fopen(journal_path_for(final_path).c_str(), "rb");
+  if (!in) return 0;
+  unsigned char header[32];
+  size_t n = std::fread(header, 1, sizeof header, in);
+  std::fclose(in);
+  if (n != sizeof header) return 0;
+  uint64_t identity = 0;
+  std::memcpy(&identity, header + 8, 8);
+  auto done = ResumeJournal::load(journal_path_for(final_path), identity, f.size);
+  return done ? done->total() : 0;
+}
+
+template <typename Predicate>
+bool wait_until(Predicate p, double seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return p();
+}
+
+}  // namespace
+
+TEST(DownloadResume, KilledWithSigkillResumesWithoutRefetchingFinishedRanges) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(48 * MiB, 21);
+  server.add_file("/model.safetensors", content);
+  // Ranges from 16 MiB on are held by the server, so exactly the first two ranges can finish.
+  Fault hold;
+  hold.kind = Fault::Kind::Hold;
+  hold.path = "/model.safetensors";
+  hold.times = 1000;
+  hold.min_range_begin = 16 * MiB;
+  server.add_fault(hold);
+  DownloadPlan plan;
+  plan.files.push_back(planned("model.safetensors", server.url("/model.safetensors"), content));
+  auto options = testsupport::fast_options();
+  options.chunk_size = 8 * MiB;
+  options.connections_per_file = 4;
+  auto final_path = dir / "model.safetensors";
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      run_download(plan, dir.path(), options);
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  bool two_ranges_durable = wait_until([&] { return journaled_bytes(final_path, plan.files[0]) >= 16 * MiB; }, 60);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(two_ranges_durable) << "the child never journaled its first two ranges";
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_FALSE(testsupport::exists(final_path));
+  EXPECT_TRUE(testsupport::exists(partial_path_for(final_path)));
+  size_t requests_before = server.requests().size();
+  server.release_holds();
+
+  DownloadProgress progress;
+  auto report = run_download(plan, dir.path(), options, nullptr, &progress);
+  EXPECT_TRUE(report.files[0].verified);
+  EXPECT_EQ(read_file(final_path), content);
+  EXPECT_FALSE(testsupport::exists(journal_path_for(final_path)));
+  auto reqs = server.requests();
+  uint64_t fetched_after = 0;
+  for (size_t i = requests_before; i < reqs.size(); ++i) {
+    EXPECT_GE(reqs[i].range_begin, 16 * MiB) << "finished range starting at " << reqs[i].range_begin << " fetched again";
+    fetched_after += reqs[i].body_bytes;
+  }
+  EXPECT_EQ(fetched_after, 32 * MiB);
+  EXPECT_EQ(progress.bytes_fetched.load(), 32 * MiB);
+  EXPECT_EQ(progress.bytes_done.load(), 48 * MiB);
+}
+
+TEST(DownloadResume, CancelledDownloadKeepsEveryReceivedByte) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(24 * MiB, 22);
+  server.add_file("/w.bin", content);
+  server.set_connection_rate(4 * MiB);
+  DownloadPlan plan;
+  plan.files.push_back(planned("w.bin", server.url("/w.bin"), content));
+  auto options = testsupport::fast_options();
+  options.chunk_size = 8 * MiB;
+  options.connections_per_file = 3;
+  CancelToken cancel;
+  DownloadProgress first;
+  auto run = std::async(std::launch::async, [&] {
+    try {
+      run_download(plan, dir.path(), options, &cancel, &first);
+      return false;
+    } catch (const CancelledError&) {
+      return true;
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return first.bytes_done.load() >= 6 * MiB; }, 30));
+  cancel.cancel();
+  ASSERT_TRUE(run.get());
+  uint64_t kept = journaled_bytes(dir / "w.bin", plan.files[0]);
+  EXPECT_GE(kept, 6 * MiB);
+  EXPECT_LT(kept, content.size());
+  EXPECT_EQ(kept, first.bytes_done.load());  // everything written was journaled at cancellation
+
+  server.set_connection_rate(0);
+  DownloadProgress second;
+  run_download(plan, dir.path(), options, nullptr, &second);
+  EXPECT_EQ(read_file(dir / "w.bin"), content);
+  EXPECT_EQ(second.bytes_fetched.load(), content.size() - kept);
+}
+
+TEST(DownloadResume, SingleRangeFileResumesAfterCancellationToo) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(6 * MiB, 23);
+  server.add_file("/s.bin", content);
+  server.set_connection_rate(2 * MiB);
+  DownloadPlan plan;
+  plan.files.push_back(planned("s.bin", server.url("/s.bin"), content));
+  CancelToken cancel;
+  DownloadProgress first;
+  auto run = std::async(std::launch::async, [&] {
+    try {
+      run_download(plan, dir.path(), testsupport::fast_options(), &cancel, &first);
+    } catch (const CancelledError&) {
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return first.bytes_done.load() >= 1 * MiB; }, 30));
+  cancel.cancel();
+  run.get();
+  uint64_t kept = journaled_bytes(dir / "s.bin", plan.files[0]);
+  EXPECT_GE(kept, 1 * MiB);
+  server.set_connection_rate(0);
+  size_t before = server.requests().size();
+  DownloadProgress second;
+  run_download(plan, dir.path(), testsupport::fast_options(), nullptr, &second);
+  EXPECT_EQ(read_file(dir / "s.bin"), content);
+  EXPECT_EQ(second.bytes_fetched.load(), content.size() - kept);
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), before + 1);
+  EXPECT_EQ(reqs.back().range_begin, kept);
+}
+
+TEST(DownloadResume, JournalOfOtherContentIsNotTrusted) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string old_content = make_content(24 * MiB, 24);
+  std::string new_content = make_content(24 * MiB, 25);
+  server.add_file("/v.bin", old_content);
+  Fault hold;
+  hold.kind = Fault::Kind::Hold;
+  hold.path = "/v.bin";
+  hold.times = 1000;
+  hold.min_range_begin = 8 * MiB;
+  server.add_fault(hold);
+  DownloadPlan plan;
+  plan.files.push_back(planned("v.bin", server.url("/v.bin"), old_content));
+  auto options = testsupport::fast_options();
+  options.chunk_size = 8 * MiB;
+  CancelToken cancel;
+  auto run = std::async(std::launch::async, [&] {
+    try {
+      run_download(plan, dir.path(), options, &cancel);
+    } catch (const CancelledError&) {
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return journaled_bytes(dir / "v.bin", plan.files[0]) >= 8 * MiB; }, 30));
+  cancel.cancel();
+  server.release_holds();
+  run.get();
+
+  // Upstream changed: same path and size, another digest. The old partial data must not be reused.
+  server.add_file("/v.bin", new_content);
+  DownloadPlan updated;
+  updated.files.push_back(planned("v.bin", server.url("/v.bin"), new_content));
+  DownloadProgress progress;
+  run_download(updated, dir.path(), options, nullptr, &progress);
+  EXPECT_EQ(read_file(dir / "v.bin"), new_content);
+  EXPECT_EQ(progress.bytes_fetched.load(), new_content.size());
+}
