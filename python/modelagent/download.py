@@ -289,7 +289,7 @@ def _explain_file_failure(
     if path is None:
         return
     try:
-        _core.hf_check_file(client, repo_id, commit, path, cancel)
+        _interruptible(cancel, _core.hf_check_file, client, repo_id, commit, path, cancel)
     except _core.HttpStatusError as typed:
         if type(typed) is not _core.HttpStatusError:
             raise typed from error
@@ -318,7 +318,15 @@ def _prune(dest: Path, paths: Sequence[str]) -> list[str]:
 
 
 def _options_for(options: Any, connections: int | None) -> Any:
-    opts = options if options is not None else _core.DownloadOptions()
+    """A copy of the caller's engine options (never modified) with ``connections`` and the CA bundle
+    from the environment applied."""
+    opts = _core.DownloadOptions()
+    if options is not None:
+        for name in dir(options):
+            if not name.startswith("_") and not callable(getattr(options, name)):
+                setattr(opts, name, getattr(options, name))
+    if not opts.ca_bundle:
+        opts.ca_bundle = os.environ.get("CURL_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or ""
     if connections is not None:
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ValueError(f"connections must be a positive integer, got {connections!r}")

@@ -99,3 +99,14 @@ def test_verification_can_be_switched_off_explicitly(https_hub: str, tmp_path: P
     options = modelagent.DownloadOptions(verify_tls=False)
     result = modelagent.download("hf://org/tls", tmp_path / "m", endpoint=https_hub, options=options, progress=False)
     assert result.downloaded == ["config.json"]
+
+
+def test_ca_bundle_from_the_environment(
+    https_hub: str, certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)  # it would be consulted first
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    options = modelagent.DownloadOptions(max_connections=2)
+    result = modelagent.download("hf://org/tls", tmp_path / "m", endpoint=https_hub, options=options, progress=False)
+    assert (tmp_path / "m" / "config.json").read_bytes() == CONTENT and result.commit == COMMIT
+    assert options.ca_bundle == ""  # the caller's options object is left as it was
