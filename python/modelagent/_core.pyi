@@ -426,6 +426,9 @@ def hf_resolve_commit(
 def hf_list_files(
     options: HfClientOptions, repo_id: str, commit: str, cancel: CancelToken | None = None
 ) -> list[HfFile]: ...
+def hf_check_file(
+    options: HfClientOptions, repo_id: str, commit: str, path: str, cancel: CancelToken | None = None
+) -> None: ...
 def hf_select_files(
     files: Sequence[HfFile],
     include: Sequence[str] = ...,
