@@ -1,6 +1,6 @@
 // Safetensors header reading and validation.
 //
-// The header JSON is consumed through a SAX handler that keeps only what a TensorInfo needs, so a
+// The header JSON is read by a small validating parser that keeps only what a TensorInfo needs, so a
 // hostile 100 MiB header never becomes a JSON DOM, and every rejection can name the tensor at fault.
 
 #include "modelagent/safetensors.hpp"
@@ -12,9 +12,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
+#include <memory>
 #include <numeric>
 #include <string>
+#include <unordered_set>
 
 #include "modelagent/errors.hpp"
 
@@ -55,222 +56,440 @@ bool storage_bytes(uint64_t elements, unsigned bits, uint64_t& bytes) {
   return true;
 }
 
-using json = nlohmann::json;
-
-class HeaderHandler : public nlohmann::json_sax<json> {
+// A validating JSON reader specialised for safetensors headers. It accepts exactly RFC 8259 JSON
+// (UTF-8 checked, escapes and surrogate pairs decoded, no BOM) and walks the fixed schema directly:
+// no DOM, iterative skipping of unknown values (so nesting depth costs no stack), and every rejection
+// names the tensor at fault. Syntax errors report their 0-based byte offset in the header.
+class HeaderParser {
  public:
-  HeaderHandler(const std::string& label, uint64_t data_size, SafetensorsHeader& out)
-      : label_(label), data_size_(data_size), out_(out) {}
+  HeaderParser(std::string_view in, const std::string& label, uint64_t data_size, SafetensorsHeader& out)
+      : in_(in), label_(label), data_size_(data_size), out_(out) {}
 
-  bool null() override { return scalar("null"); }
-  bool boolean(bool) override { return scalar("a boolean"); }
-  bool number_integer(number_integer_t v) override {
-    if (skip_ == 0 && level_ == 3) {
-      fail_field("has the negative value " + std::to_string(v));
-    }
-    return scalar("a number");
-  }
-  bool number_unsigned(number_unsigned_t v) override {
-    if (skip_ == 0 && level_ == 3) {
-      element(v);
-      return true;
-    }
-    return scalar("a number");
-  }
-  bool number_float(number_float_t, const string_t& text) override {
-    if (skip_ == 0 && level_ == 3) {
-      fail_field("has the value " + printable(text) + ", which is not an integer in 0..2^64-1");
-    }
-    return scalar("a number");
-  }
-  bool string(string_t& s) override {
-    if (skip_ > 0) return true;
-    if (level_ == 2 && in_metadata_) {
-      out_.metadata[metadata_key_] = std::move(s);
-      return true;
-    }
-    if (level_ == 2 && field_ == Field::Dtype) {
-      current_.dtype = std::move(s);
-      return true;
-    }
-    return scalar("a string");
-  }
-  bool binary(binary_t&) override { return scalar("binary data"); }
-
-  bool start_object(std::size_t) override { return container_start(true); }
-  bool start_array(std::size_t) override { return container_start(false); }
-  bool end_object() override { return container_end(); }
-  bool end_array() override { return container_end(); }
-
-  bool key(string_t& k) override {
-    if (skip_ > 0) return true;
-    if (level_ == 1) {
-      entry_name_ = std::move(k);
-      in_metadata_ = entry_name_ == "__metadata__";
-      return true;
-    }
-    if (in_metadata_) {
-      metadata_key_ = std::move(k);
-      return true;
-    }
-    if (k == "dtype") {
-      field_ = Field::Dtype;
-    } else if (k == "shape") {
-      field_ = Field::Shape;
-    } else if (k == "data_offsets") {
-      field_ = Field::Offsets;
+  void parse() {
+    ws();
+    if (peek() != '{') type_error("header must be a JSON object, found ");
+    ++pos_;
+    ws();
+    if (peek() == '}') {
+      ++pos_;
     } else {
-      field_ = Field::Unknown;
-      return true;
+      for (;;) {
+        ws();
+        read_string(entry_name_);
+        expect_colon();
+        ws();
+        if (entry_name_ == "__metadata__") {
+          if (seen_metadata_) fail("\"__metadata__\" appears more than once in the header");
+          seen_metadata_ = true;
+          metadata();
+        } else {
+          tensor();
+        }
+        if (!next_member('}')) break;
+      }
     }
-    unsigned bit = 1u << static_cast<unsigned>(field_);
-    if (seen_fields_ & bit) fail_tensor("field \"" + k + "\" appears twice");
-    seen_fields_ |= bit;
-    return true;
-  }
-
-  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) override {
-    // nlohmann's text reads "[json.exception.parse_error.101] parse error at line 1, column 7: <reason>";
-    // keep the reason and report a 0-based byte offset into the header instead of line and column.
-    std::string what = ex.what();
-    if (auto colon = what.find(": "); what.rfind("[json.exception", 0) == 0 && colon != std::string::npos) {
-      what.erase(0, colon + 2);
-    }
-    const size_t offset = position > 0 ? position - 1 : 0;
-    throw SafetensorsError(label_ + ": header is not valid JSON at byte offset " + std::to_string(offset) + ": " +
-                           what);
+    ws();
+    if (pos_ != in_.size()) syntax_error("unexpected content after the header object");
   }
 
  private:
-  enum class Field : unsigned { None, Dtype, Shape, Offsets, Unknown };
+  enum Field : unsigned { kDtype = 1, kShape = 2, kOffsets = 4 };
 
   [[noreturn]] void fail(const std::string& message) const { throw SafetensorsError(label_ + ": " + message); }
   [[noreturn]] void fail_tensor(const std::string& message) const {
     fail("tensor " + printable(entry_name_) + ": " + message);
   }
-  [[noreturn]] void fail_field(const std::string& message) const {
-    fail_tensor(std::string(field_ == Field::Shape ? "\"shape\"" : "\"data_offsets\"") + " " + message);
+  [[noreturn]] void syntax_error(const std::string& what) const {
+    fail("header is not valid JSON at byte offset " + std::to_string(pos_) + ": " + what);
+  }
+  // The value at pos_ has the wrong type: name its type, unless the value itself is malformed JSON,
+  // which skip_value reports first.
+  [[noreturn]] void type_error(const std::string& prefix) {
+    const size_t start = pos_;
+    skip_value();
+    pos_ = start;
+    const char c = in_[pos_];
+    const char* kind = c == '{'   ? "an object"
+                       : c == '[' ? "an array"
+                       : c == '"' ? "a string"
+                       : c == 't' || c == 'f' ? "a boolean"
+                       : c == 'n'             ? "null"
+                                              : "a number";
+    fail(prefix + kind);
   }
 
-  // Any value that is not consumed by a more specific handler above lands here.
-  bool scalar(const char* kind) {
-    if (skip_ > 0) return true;
-    switch (level_) {
-      case 0:
-        fail(std::string("header must be a JSON object, found ") + kind);
-      case 1:
-        if (in_metadata_) {
-          if (std::strcmp(kind, "null") == 0) return true;
-          fail(std::string("\"__metadata__\" must be an object of strings, found ") + kind);
-        }
-        fail_tensor(std::string("entry must be an object, found ") + kind);
-      case 2:
-        if (in_metadata_) {
-          fail("\"__metadata__\" value of " + printable(metadata_key_) + " must be a string, found " + kind);
-        }
-        switch (field_) {
-          case Field::Dtype:
-            fail_tensor(std::string("\"dtype\" must be a string, found ") + kind);
-          case Field::Shape:
-          case Field::Offsets:
-            fail_field(std::string("must be an array of integers, found ") + kind);
-          default:
-            return true;
-        }
-      default:
-        fail_field(std::string("must contain only non-negative integers, found ") + kind);
+  char peek() const { return pos_ < in_.size() ? in_[pos_] : '\0'; }
+  void ws() {
+    while (pos_ < in_.size() && (in_[pos_] == ' ' || in_[pos_] == '\n' || in_[pos_] == '\r' || in_[pos_] == '\t')) {
+      ++pos_;
     }
   }
+  void expect_colon() {
+    ws();
+    if (peek() != ':') {
+      if (pos_ >= in_.size()) syntax_error("unexpected end of input");
+      syntax_error("expected ':' after an object key");
+    }
+    ++pos_;
+  }
+  // After a member or element: true on ',', false on `close`.
+  bool next_member(char close) {
+    ws();
+    const char c = peek();
+    if (c == ',') {
+      ++pos_;
+      return true;
+    }
+    if (c == close) {
+      ++pos_;
+      return false;
+    }
+    if (pos_ >= in_.size()) syntax_error("unexpected end of input");
+    syntax_error(std::string("expected ',' or '") + close + "'");
+  }
 
-  void element(uint64_t v) {
-    if (field_ == Field::Shape) {
-      current_.shape.push_back(v);
+  void metadata() {
+    if (in_.compare(pos_, 4, "null") == 0) {
+      pos_ += 4;
+      return;
+    }
+    if (peek() != '{') type_error("\"__metadata__\" must be an object of strings, found ");
+    ++pos_;
+    ws();
+    if (peek() == '}') {
+      ++pos_;
+      return;
+    }
+    std::string key, value;
+    do {
+      ws();
+      read_string(key);
+      expect_colon();
+      ws();
+      if (peek() != '"') type_error("\"__metadata__\" value of " + printable(key) + " must be a string, found ");
+      read_string(value);
+      out_.metadata[key] = value;
+    } while (next_member('}'));
+  }
+
+  void tensor() {
+    if (peek() != '{') type_error("tensor " + printable(entry_name_) + ": entry must be an object, found ");
+    ++pos_;
+    TensorInfo t;
+    unsigned seen = 0;
+    ws();
+    if (peek() == '}') {
+      ++pos_;
     } else {
-      if (offsets_seen_ >= 2) fail_field("must have exactly 2 entries [begin, end]");
-      (offsets_seen_ == 0 ? current_.data_begin : current_.data_end) = v;
-      ++offsets_seen_;
+      std::string key;
+      do {
+        ws();
+        read_string(key);
+        expect_colon();
+        ws();
+        unsigned field = 0;
+        if (key == "dtype") {
+          field = kDtype;
+        } else if (key == "shape") {
+          field = kShape;
+        } else if (key == "data_offsets") {
+          field = kOffsets;
+        }
+        if (field == 0) {
+          skip_value();
+          continue;
+        }
+        if (seen & field) fail_tensor("field \"" + key + "\" appears twice");
+        seen |= field;
+        if (field == kDtype) {
+          if (peek() != '"') type_error("tensor " + printable(entry_name_) + ": \"dtype\" must be a string, found ");
+          read_string(t.dtype);
+        } else if (field == kShape) {
+          read_uint_array("\"shape\"", t.shape);
+        } else {
+          std::vector<uint64_t> offsets;
+          read_uint_array("\"data_offsets\"", offsets);
+          if (offsets.size() != 2) {
+            fail_tensor("\"data_offsets\" must have exactly 2 entries [begin, end], found " +
+                        std::to_string(offsets.size()));
+          }
+          t.data_begin = offsets[0];
+          t.data_end = offsets[1];
+        }
+      } while (next_member('}'));
+    }
+    for (auto [field, name] : {std::pair{kDtype, "dtype"}, std::pair{kShape, "shape"},
+                               std::pair{kOffsets, "data_offsets"}}) {
+      if (!(seen & field)) fail_tensor(std::string("field \"") + name + "\" is missing");
+    }
+    t.name = entry_name_;
+    validate(t);
+    out_.tensors.push_back(std::move(t));
+  }
+
+  void read_uint_array(const std::string& field, std::vector<uint64_t>& out) {
+    const std::string where = "tensor " + printable(entry_name_) + ": " + field;
+    if (peek() != '[') type_error(where + " must be an array of integers, found ");
+    ++pos_;
+    ws();
+    if (peek() == ']') {
+      ++pos_;
+      return;
+    }
+    do {
+      ws();
+      const char c = peek();
+      if (c != '-' && (c < '0' || c > '9')) {
+        type_error(where + " must contain only non-negative integers, found ");
+      }
+      const size_t start = pos_;
+      bool integral = true;
+      scan_number(integral);
+      std::string_view text = in_.substr(start, pos_ - start);
+      if (text[0] == '-') fail_tensor(field + " has the negative value " + printable(text));
+      uint64_t v = 0;
+      bool fits = integral;
+      for (size_t i = 0; fits && i < text.size(); ++i) {
+        fits = !__builtin_mul_overflow(v, 10, &v) && !__builtin_add_overflow(v, uint64_t(text[i] - '0'), &v);
+      }
+      if (!fits) fail_tensor(field + " has the value " + printable(text) + ", which is not an integer in 0..2^64-1");
+      out.push_back(v);
+    } while (next_member(']'));
+  }
+
+  // Advances over one JSON number; integral is cleared when it has a fraction or exponent.
+  void scan_number(bool& integral) {
+    auto digits = [&] {
+      const size_t start = pos_;
+      while (pos_ < in_.size() && in_[pos_] >= '0' && in_[pos_] <= '9') ++pos_;
+      return pos_ - start;
+    };
+    if (peek() == '-') ++pos_;
+    if (peek() == '0') {
+      ++pos_;
+    } else if (digits() == 0) {
+      syntax_error("invalid number");
+    }
+    if (peek() == '.') {
+      ++pos_;
+      integral = false;
+      if (digits() == 0) syntax_error("invalid number: digits must follow '.'");
+    }
+    if (peek() == 'e' || peek() == 'E') {
+      ++pos_;
+      integral = false;
+      if (peek() == '+' || peek() == '-') ++pos_;
+      if (digits() == 0) syntax_error("invalid number: digits must follow the exponent");
     }
   }
 
-  bool container_start(bool object) {
-    const char* kind = object ? "an object" : "an array";
-    if (skip_ > 0) {
-      ++skip_;
-      return true;
+  void literal(std::string_view word) {
+    if (in_.compare(pos_, word.size(), word) != 0) syntax_error("invalid literal");
+    pos_ += word.size();
+  }
+
+  // Skips any JSON value, validating it, with an explicit stack instead of recursion.
+  void skip_value() {
+    std::vector<char> open;
+    std::string scratch;
+    for (;;) {
+      ws();
+      const char c = peek();
+      bool container_done = false;
+      if (c == '{' || c == '[') {
+        ++pos_;
+        ws();
+        if (peek() == (c == '{' ? '}' : ']')) {
+          ++pos_;
+          container_done = true;
+        } else {
+          open.push_back(c);
+          if (c == '{') {
+            read_string(scratch);
+            expect_colon();
+          }
+          continue;
+        }
+      } else if (c == '"') {
+        read_string(scratch);
+      } else if (c == '-' || (c >= '0' && c <= '9')) {
+        bool integral = true;
+        scan_number(integral);
+      } else if (c == 't') {
+        literal("true");
+      } else if (c == 'f') {
+        literal("false");
+      } else if (c == 'n') {
+        literal("null");
+      } else if (pos_ >= in_.size()) {
+        syntax_error("unexpected end of input");
+      } else {
+        syntax_error("unexpected character " + printable(std::string_view(&c, 1)));
+      }
+      (void)container_done;
+      // A value is complete: close every container it completes, or move to the next member.
+      for (;;) {
+        if (open.empty()) return;
+        const char close = open.back() == '{' ? '}' : ']';
+        if (next_member(close)) {
+          if (open.back() == '{') {
+            ws();
+            read_string(scratch);
+            expect_colon();
+          }
+          break;
+        }
+        open.pop_back();
+      }
     }
-    switch (level_) {
-      case 0:
-        if (!object) fail("header must be a JSON object, found an array");
-        level_ = 1;
-        return true;
-      case 1:
-        if (!object) return scalar(kind);
-        level_ = 2;
-        field_ = Field::None;
-        if (!in_metadata_) {
-          current_ = TensorInfo{};
-          current_.name = entry_name_;
-          seen_fields_ = 0;
-          offsets_seen_ = 0;
+  }
+
+  void read_string(std::string& out) {
+    out.clear();
+    if (peek() != '"') {
+      if (pos_ >= in_.size()) syntax_error("unexpected end of input");
+      syntax_error("expected a string");
+    }
+    ++pos_;
+    for (;;) {
+      const size_t start = pos_;
+      while (pos_ < in_.size()) {
+        const auto c = static_cast<unsigned char>(in_[pos_]);
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
+        ++pos_;
+      }
+      out.append(in_.data() + start, pos_ - start);
+      if (pos_ >= in_.size()) syntax_error("unterminated string");
+      const auto c = static_cast<unsigned char>(in_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return;
+      }
+      if (c < 0x20) syntax_error("control character in a string must be escaped");
+      if (c >= 0x80) {
+        utf8_sequence(out);
+      } else {
+        escape(out);
+      }
+    }
+  }
+
+  // Copies one well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, <= U+10FFFF).
+  void utf8_sequence(std::string& out) {
+    const auto b0 = static_cast<unsigned char>(in_[pos_]);
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+      len = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      len = 3;
+      if (b0 == 0xE0) lo = 0xA0;
+      if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      len = 4;
+      if (b0 == 0xF0) lo = 0x90;
+      if (b0 == 0xF4) hi = 0x8F;
+    } else {
+      syntax_error("invalid UTF-8 byte in a string");
+    }
+    for (size_t i = 1; i < len; ++i) {
+      if (pos_ + i >= in_.size()) syntax_error("truncated UTF-8 sequence in a string");
+      const auto b = static_cast<unsigned char>(in_[pos_ + i]);
+      if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xBF)) {
+        pos_ += i;
+        syntax_error("invalid UTF-8 continuation byte in a string");
+      }
+    }
+    out.append(in_.data() + pos_, len);
+    pos_ += len;
+  }
+
+  unsigned hex4() {
+    if (pos_ + 4 > in_.size()) syntax_error("truncated \\u escape");
+    unsigned v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = in_[pos_];
+      v <<= 4;
+      if (c >= '0' && c <= '9') {
+        v |= unsigned(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        v |= unsigned(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        v |= unsigned(c - 'A' + 10);
+      } else {
+        syntax_error("invalid hex digit in a \\u escape");
+      }
+      ++pos_;
+    }
+    return v;
+  }
+
+  void escape(std::string& out) {
+    ++pos_;  // the backslash
+    if (pos_ >= in_.size()) syntax_error("unterminated string");
+    const char e = in_[pos_];
+    switch (e) {
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      case '/': out += '/'; break;
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case 't': out += '\t'; break;
+      case 'u': {
+        ++pos_;
+        unsigned cp = hex4();
+        if (cp >= 0xDC00 && cp <= 0xDFFF) syntax_error("unpaired low surrogate in a \\u escape");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (in_.compare(pos_, 2, "\\u") != 0) syntax_error("high surrogate not followed by a low surrogate");
+          pos_ += 2;
+          const unsigned low = hex4();
+          if (low < 0xDC00 || low > 0xDFFF) syntax_error("high surrogate not followed by a low surrogate");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
         }
-        return true;
-      case 2:
-        if (in_metadata_) return scalar(kind);
-        if (field_ == Field::Unknown) {
-          skip_ = 1;
-          return true;
-        }
-        if (object || field_ == Field::Dtype) return scalar(kind);
-        level_ = 3;
-        return true;
+        append_utf8(out, cp);
+        return;
+      }
       default:
-        return scalar(kind);
+        syntax_error("invalid escape " + printable(std::string_view(&e, 1)));
+    }
+    ++pos_;
+  }
+
+  static void append_utf8(std::string& out, unsigned cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
     }
   }
 
-  bool container_end() {
-    if (skip_ > 0) {
-      --skip_;
-      return true;
-    }
-    if (level_ == 3) {
-      if (field_ == Field::Offsets && offsets_seen_ != 2) {
-        fail_field("must have exactly 2 entries [begin, end], found " + std::to_string(offsets_seen_));
-      }
-      level_ = 2;
-      return true;
-    }
-    if (level_ == 2) {
-      if (!in_metadata_) finish_tensor();
-      in_metadata_ = false;
-      level_ = 1;
-      return true;
-    }
-    level_ = 0;
-    return true;
-  }
-
-  void finish_tensor() {
-    for (auto [field, name] : {std::pair{Field::Dtype, "dtype"}, std::pair{Field::Shape, "shape"},
-                               std::pair{Field::Offsets, "data_offsets"}}) {
-      if (!(seen_fields_ & (1u << static_cast<unsigned>(field)))) {
-        fail_tensor(std::string("field \"") + name + "\" is missing");
-      }
-    }
+  void validate(TensorInfo& t) const {
     unsigned bits = 0;
     try {
-      bits = dtype_bits(current_.dtype);
+      bits = dtype_bits(t.dtype);
     } catch (const SafetensorsError&) {
-      fail_tensor("unknown dtype " + printable(current_.dtype));
+      fail_tensor("unknown dtype " + printable(t.dtype));
     }
     uint64_t count = 1;
-    for (uint64_t dim : current_.shape) {
+    for (uint64_t dim : t.shape) {
       if (__builtin_mul_overflow(count, dim, &count)) {
-        fail_tensor("shape " + shape_text() + " has more than 2^64-1 elements");
+        fail_tensor("shape " + shape_text(t.shape) + " has more than 2^64-1 elements");
       }
     }
-    current_.element_count = count;
-    const uint64_t begin = current_.data_begin, end = current_.data_end;
+    t.element_count = count;
+    const uint64_t begin = t.data_begin, end = t.data_end;
     if (begin > end) fail_tensor("data_offsets " + range_text(begin, end) + " begin after they end");
     if (end > data_size_) {
       fail_tensor("data_offsets " + range_text(begin, end) + " lie outside the data section of " +
@@ -278,56 +497,49 @@ class HeaderHandler : public nlohmann::json_sax<json> {
     }
     uint64_t expected = 0;
     if (!storage_bytes(count, bits, expected)) {
-      fail_tensor("shape " + shape_text() + " of " + current_.dtype + " needs more than 2^64-1 bytes");
+      fail_tensor("shape " + shape_text(t.shape) + " of " + t.dtype + " needs more than 2^64-1 bytes");
     }
     if (end - begin != expected) {
       fail_tensor("data_offsets " + range_text(begin, end) + " hold " + std::to_string(end - begin) +
-                  " bytes, but shape " + shape_text() + " of " + current_.dtype + " needs " +
+                  " bytes, but shape " + shape_text(t.shape) + " of " + t.dtype + " needs " +
                   std::to_string(expected));
     }
-    out_.tensors.push_back(std::move(current_));
   }
 
-  std::string shape_text() const {
+  static std::string shape_text(const std::vector<uint64_t>& shape) {
     std::string s = "[";
-    for (size_t i = 0; i < current_.shape.size(); ++i) {
+    for (size_t i = 0; i < shape.size(); ++i) {
       if (i) s += ", ";
-      if (i == 8 && current_.shape.size() > 9) {
-        s += "... " + std::to_string(current_.shape.size()) + " dims";
+      if (i == 8 && shape.size() > 9) {
+        s += "... " + std::to_string(shape.size()) + " dims";
         break;
       }
-      s += std::to_string(current_.shape[i]);
+      s += std::to_string(shape[i]);
     }
     return s + "]";
   }
 
+  std::string_view in_;
+  size_t pos_ = 0;
   const std::string& label_;
   const uint64_t data_size_;
   SafetensorsHeader& out_;
-  int level_ = 0;       // 0 outside, 1 in the top object, 2 in an entry, 3 in shape/data_offsets
-  size_t skip_ = 0;     // nesting depth inside an ignored (unknown) tensor field
-  bool in_metadata_ = false;
-  Field field_ = Field::None;
-  unsigned seen_fields_ = 0;
-  unsigned offsets_seen_ = 0;
   std::string entry_name_;
-  std::string metadata_key_;
-  TensorInfo current_;
+  bool seen_metadata_ = false;
 };
 
 // Tensor names must be unique and the tensors must tile the data section exactly, as the safetensors
 // format requires: no overlaps (one byte claimed twice), no holes, nothing after the last tensor.
 void check_layout(const SafetensorsHeader& h, uint64_t data_size, const std::string& label) {
-  std::vector<size_t> order(h.tensors.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return h.tensors[a].name < h.tensors[b].name; });
-  for (size_t i = 1; i < order.size(); ++i) {
-    const auto& name = h.tensors[order[i]].name;
-    if (name == h.tensors[order[i - 1]].name) {
-      throw SafetensorsError(label + ": tensor " + printable(name) + " appears more than once in the header");
+  std::unordered_set<std::string_view> names;
+  names.reserve(h.tensors.size());
+  for (const auto& t : h.tensors) {
+    if (!names.insert(t.name).second) {
+      throw SafetensorsError(label + ": tensor " + printable(t.name) + " appears more than once in the header");
     }
   }
+  std::vector<size_t> order(h.tensors.size());
+  std::iota(order.begin(), order.end(), size_t{0});
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     const auto &x = h.tensors[a], &y = h.tensors[b];
     return x.data_begin != y.data_begin ? x.data_begin < y.data_begin : x.data_end < y.data_end;
@@ -408,8 +620,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
   SafetensorsHeader header;
   header.file = file_label;
   header.header_length = header_json.size();
-  HeaderHandler handler(file_label, data_size, header);
-  json::sax_parse(header_json.begin(), header_json.end(), &handler);
+  HeaderParser(header_json, file_label, data_size, header).parse();
   check_layout(header, data_size, file_label);
   return header;
 }
@@ -439,9 +650,9 @@ SafetensorsHeader read_safetensors_header(const std::filesystem::path& file) {
     throw SafetensorsError(label + ": header length " + std::to_string(n) + " exceeds the " +
                            std::to_string(file_size - 8) + " bytes that follow it in the file");
   }
-  std::string text(n, '\0');
-  pread_exact(fd.get(), text.data(), text.size(), 8, label);
-  SafetensorsHeader header = parse_safetensors_header(text, file_size - 8 - n, label);
+  auto text = std::make_unique_for_overwrite<char[]>(n);
+  pread_exact(fd.get(), text.get(), n, 8, label);
+  SafetensorsHeader header = parse_safetensors_header(std::string_view(text.get(), n), file_size - 8 - n, label);
   header.file_size = file_size;
   return header;
 }

@@ -7,11 +7,13 @@
 #include "modelagent/weights.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <system_error>
+#include <unordered_map>
 
 #include "modelagent/errors.hpp"
 #include "modelagent/safetensors.hpp"
@@ -96,10 +98,13 @@ bool is_quantized_storage(std::string_view dtype) {
          dtype.substr(0, 3) == "F8_" || dtype.substr(0, 3) == "F6_";
 }
 
+// Keyed by tensor name (views into strings kept alive by the caller), so probing by a prefix of a
+// name builds no string.
+using TensorMap = std::unordered_map<std::string_view, Stored>;
+
 class Counter {
  public:
-  Counter(const std::map<std::string, Stored>& tensors, const std::vector<fs::path>& files,
-          const QuantizationHint& hint)
+  Counter(const TensorMap& tensors, const std::vector<fs::path>& files, const QuantizationHint& hint)
       : tensors_(tensors), files_(files), hint_(hint) {
     quantized_model_ = !hint.method.empty();
     for (const auto& [name, t] : tensors_) {
@@ -109,7 +114,8 @@ class Counter {
         quantized_model_ = true;
       }
       if (auto parent = tensor_parent(name); !parent.empty()) {
-        std::string_view child = std::string_view(name).substr(parent.size() + 1);
+        parents_.emplace(name, parent);
+        std::string_view child = name.substr(parent.size() + 1);
         if (child == "absmax" || child == "quant_map" || child.substr(0, 12) == "quant_state." ||
             child == "nested_absmax" || child == "nested_quant_map") {
           bnb4_weights_.insert(std::string(parent));
@@ -154,25 +160,25 @@ class Counter {
   }
 
  private:
-  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  bool has(std::string_view name) const { return tensors_.find(name) != tensors_.end(); }
 
   // The longest proper dotted prefix of name that is itself a tensor (only serialisation schemes such
   // as bitsandbytes hang tensors below a tensor), or "".
   std::string_view tensor_parent(std::string_view name) const {
     for (size_t pos = name.rfind('.'); pos != std::string_view::npos && pos > 0; pos = name.rfind('.', pos - 1)) {
-      if (tensors_.count(std::string(name.substr(0, pos)))) return name.substr(0, pos);
+      if (has(name.substr(0, pos))) return name.substr(0, pos);
     }
     return {};
   }
 
-  static std::pair<std::string, std::string> split(const std::string& name) {
+  static std::pair<std::string, std::string> split(std::string_view name) {
     size_t dot = name.rfind('.');
-    if (dot == std::string::npos) return {"", name};
-    return {name.substr(0, dot + 1), name.substr(dot + 1)};
+    if (dot == std::string_view::npos) return {"", std::string(name)};
+    return {std::string(name.substr(0, dot + 1)), std::string(name.substr(dot + 1))};
   }
 
   // Bits per logical value when name is packed low-bit storage, else 0.
-  unsigned packed_bits(const std::string& name) const {
+  unsigned packed_bits(std::string_view name) const {
     const auto [module, leaf] = split(name);
     const unsigned hinted = hint_.bits > 0 ? static_cast<unsigned>(hint_.bits) : 4;
     if (leaf == "qweight" || leaf == "weight_packed") return hinted;
@@ -185,8 +191,9 @@ class Counter {
   }
 
   // Why name is not a parameter ("" when it is one).
-  std::string auxiliary_label(const std::string& name, const Stored& t) const {
-    if (auto parent = tensor_parent(name); !parent.empty()) {
+  std::string auxiliary_label(std::string_view name, const Stored& t) const {
+    if (auto found = parents_.find(name); found != parents_.end()) {
+      std::string_view parent = found->second;
       size_t module_end = parent.rfind('.');
       std::string label(name.substr(module_end == std::string_view::npos ? 0 : module_end + 1));
       if (auto q = label.find(".quant_state."); q != std::string::npos) label.erase(q + 13).append("*");
@@ -225,11 +232,12 @@ class Counter {
     return {};
   }
 
-  const std::map<std::string, Stored>& tensors_;
+  const TensorMap& tensors_;
   const std::vector<fs::path>& files_;
   const QuantizationHint& hint_;
   bool quantized_model_ = false;
-  std::set<std::string> bnb4_weights_;
+  std::set<std::string, std::less<>> bnb4_weights_;
+  std::unordered_map<std::string_view, std::string_view> parents_;  // tensor -> tensor it hangs below
 };
 
 std::string shape_text(const std::vector<uint64_t>& shape) {
@@ -279,12 +287,16 @@ std::vector<fs::path> find_safetensors_files(const fs::path& dir) {
 WeightsSummary summarize_safetensors(const std::vector<fs::path>& files, const QuantizationHint& hint) {
   WeightsSummary out;
   out.files = files;
-  std::map<std::string, Stored> tensors;
+  std::deque<std::string> names;
+  TensorMap tensors;
   for (size_t i = 0; i < files.size(); ++i) {
     SafetensorsHeader header = read_safetensors_header(files[i]);
+    tensors.reserve(tensors.size() + header.tensors.size());
     for (auto& t : header.tensors) {
       Stored s{t.dtype, std::move(t.shape), t.element_count, t.data_end - t.data_begin, i};
-      auto [it, inserted] = tensors.try_emplace(t.name, std::move(s));
+      auto it = tensors.find(t.name);
+      const bool inserted = it == tensors.end();
+      if (inserted) it = tensors.emplace(names.emplace_back(std::move(t.name)), std::move(s)).first;
       // The same tensor in two files (a copied shard, a .fp16 variant beside the original) counts once;
       // two different shapes under one name mean the files are not one model.
       if (!inserted && it->second.shape != s.shape) {

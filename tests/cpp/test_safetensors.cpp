@@ -163,11 +163,80 @@ TEST(ParseHeader, SubByteDtypesRoundUpToWholeBytes) {
 
 TEST(ParseHeader, MalformedJsonNamesFileAndPosition) {
   expect_parse_error("{\"a\": ", 0, {"not valid JSON at byte offset 6", "unexpected end of input"});
-  expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "} trailing", 1, {"not valid JSON at byte offset 56"});
+  expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "} trailing", 1,
+                     {"not valid JSON at byte offset 54", "after the header object"});
   expect_parse_error("", 0, {"not valid JSON at byte offset 0"});
   expect_parse_error("{\"bad\xff\":1}", 0, {"not valid JSON at byte offset 5", "UTF-8"});
   expect_parse_error("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,],\"data_offsets\":[0,1]}}", 1,
                      {"not valid JSON at byte offset 30"});
+}
+
+TEST(ParseHeader, JsonStringsAreDecodedExactly) {
+  const std::string entry = "{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}";
+  auto name_of = [&](const std::string& quoted_name) {
+    return parse_safetensors_header("{" + quoted_name + ":" + entry + "}", 1, "f").tensors.at(0).name;
+  };
+  EXPECT_EQ(name_of("\"a\\u00e9\\n\\t\\\"\\\\\\/\\b\\f\\r\""), "a\u00e9\n\t\"\\/\b\f\r");
+  EXPECT_EQ(name_of("\"\\ud83d\\ude00\""), "\xf0\x9f\x98\x80");  // surrogate pair -> U+1F600
+  EXPECT_EQ(name_of("\"\xf0\x9f\x98\x80 \xe2\x82\xac \xc3\xa9\""), "\xf0\x9f\x98\x80 \xe2\x82\xac \xc3\xa9");
+  EXPECT_EQ(name_of("\"\""), "");
+  EXPECT_EQ(parse_safetensors_header(" \n\t{ \"a\" :\r{ \"dtype\" : \"U8\" , \"shape\" : [ 1 ] , \"data_offsets\" :"
+                                     " [ 0 , 1 ] } } \n",
+                                     1, "f")
+                .tensors.size(),
+            1u);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"\"\\udc00\"", "unpaired low surrogate"},
+      {"\"\\ud83d\"", "not followed by a low surrogate"},
+      {"\"\\ud83d\\u0041\"", "not followed by a low surrogate"},
+      {"\"\\u12g4\"", "invalid hex digit"},
+      {"\"\\u12\"", "invalid hex digit"},
+      {"\"\\x41\"", "invalid escape"},
+      {"\"a\tb\"", "control character"},
+      {"\"\xc0\x80\"", "invalid UTF-8 byte"},         // overlong NUL
+      {"\"\xe0\x80\xaf\"", "continuation byte"},      // overlong '/'
+      {"\"\xed\xa0\x80\"", "continuation byte"},      // UTF-16 surrogate encoded in UTF-8
+      {"\"\xf4\x90\x80\x80\"", "continuation byte"},  // above U+10FFFF
+      {"\"\xe2\x82\"", "continuation byte"},
+      {"\"\x80\"", "invalid UTF-8 byte"},
+  };
+  for (const auto& [quoted_name, why] : bad) {
+    expect_parse_error("{" + quoted_name + ":" + entry + "}", 1, {"not valid JSON", why});
+  }
+  expect_parse_error("{\"abc", 0, {"not valid JSON at byte offset 5", "unterminated string"});
+  expect_parse_error("{\"abc\\", 0, {"not valid JSON at byte offset 6", "unterminated string"});
+}
+
+TEST(ParseHeader, JsonSyntaxIsCheckedEverywhere) {
+  const std::string t = tensor("a", "U8", "[1]", 0, 1);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"{" + t + ",}", "expected a string"},
+      {"{" + t + " " + t + "}", "expected ',' or '}'"},
+      {"{\"a\" {}}", "expected ':'"},
+      {"{" + t, "unexpected end of input"},
+      {"\xef\xbb\xbf{}", "unexpected character"},  // a UTF-8 byte order mark is not JSON
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[01],\"data_offsets\":[0,1]}}", "expected ',' or ']'"},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1,],\"data_offsets\":[0,1]}}", ""},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[-],\"data_offsets\":[0,1]}}", "invalid number"},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1.],\"data_offsets\":[0,1]}}", "digits must follow '.'"},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1e],\"data_offsets\":[0,1]}}", "exponent"},
+      {"{\"a\":{\"x\":tru,\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "invalid literal"},
+      {"{\"a\":{\"x\":[1 2],\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected ',' or ']'"},
+      {"{\"a\":{\"x\":{\"k\" 1},\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected ':'"},
+      {"{\"a\":{\"x\":{1:2},\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected a string"},
+      {"{\"a\":{\"x\":@,\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "unexpected character '@'"},
+      {"{\"a\":{\"x\":[[[", "unexpected end of input"},
+      {"{\"__metadata__\":nul}", "invalid literal"},
+      {"{\"a\":[1,}", "unexpected character '}'"},
+      {"{\"a\":{\"dtype\":-x,\"shape\":[1],\"data_offsets\":[0,1]}}", "invalid number"},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":{\"k\"},\"data_offsets\":[0,1]}}", "expected ':'"},
+  };
+  for (const auto& [json, why] : bad) expect_parse_error(json, 1, {"not valid JSON at byte offset", why});
+  // Any valid JSON is skipped inside an unknown field.
+  EXPECT_NO_THROW(parse_safetensors_header(
+      "{\"a\":{\"x\":[-0.5E+3,1e5,0,-0,true,false,null,\"s\\\"\",{},[],{\"k\":[{}]}],\"dtype\":\"U8\",\"shape\":[1],"
+      "\"data_offsets\":[0,1]}}",
+      1, "f"));
 }
 
 TEST(ParseHeader, NonObjectTopLevelOrEntriesAreRejected) {
@@ -183,6 +252,7 @@ TEST(ParseHeader, MetadataMustMapStringsToStrings) {
   expect_parse_error("{\"__metadata__\":{\"format\":{}}}", 0, {"__metadata__", "'format'", "must be a string"});
   expect_parse_error("{\"__metadata__\":[\"pt\"]}", 0, {"__metadata__", "object of strings"});
   expect_parse_error("{\"__metadata__\":\"pt\"}", 0, {"__metadata__", "object of strings"});
+  expect_parse_error("{\"__metadata__\":{},\"__metadata__\":null}", 0, {"__metadata__", "more than once"});
 }
 
 TEST(ParseHeader, FieldErrorsNameTheTensor) {
@@ -267,7 +337,8 @@ TEST(ParseHeader, DeepNestingDoesNotCrash) {
   std::string deep = "{\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"x\":" + std::string(100000, '[') +
                      std::string(100000, ']') + "}}";
   EXPECT_NO_THROW(parse_safetensors_header(deep, 1, "f"));
-  expect_parse_error(std::string(100000, '['), 0, {"must be a JSON object"});
+  expect_parse_error(std::string(100000, '[') + std::string(100000, ']'), 0, {"must be a JSON object, found an array"});
+  expect_parse_error(std::string(100000, '['), 0, {"not valid JSON at byte offset 100000", "end of input"});
 }
 
 class ReadHeader : public ::testing::Test {
