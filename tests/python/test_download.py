@@ -406,3 +406,24 @@ def test_unreadable_record_only_costs_a_fresh_listing(repo, tmp_path: Path) -> N
     again = modelagent.download("hf://org/model", dest, progress=False)
     assert again.listed and again.downloaded == []
     assert modelagent.read_record(dest)["commit"] == sha
+
+
+def test_paths_needing_percent_encoding(fake_hub: FakeHub, tmp_path: Path) -> None:
+    files = {"dir with space/ünïcode #1.json": b'{"a": 1}', "plus+and%percent.txt": b"x", "config.json": b"{}"}
+    fake_hub.add_repo("org/odd-names", files=files)
+    result = modelagent.download("hf://org/odd-names", tmp_path / "m", progress=False)
+    assert sorted(result.downloaded) == sorted(files)
+    for path, content in files.items():
+        assert (tmp_path / "m" / path).read_bytes() == content
+    resolved = [r.path for r in fake_hub.requests if "/resolve/" in r.path]
+    assert any(p.endswith("/dir%20with%20space/%C3%BCn%C3%AFcode%20%231.json") or p.endswith(
+        "/dir with space/ünïcode #1.json") for p in resolved), resolved
+
+
+def test_hostile_repository_paths_are_refused_before_writing(fake_hub: FakeHub, tmp_path: Path) -> None:
+    fake_hub.add_repo("org/evil", files={"config.json": b"{}", "../escape.txt": b"gotcha"}, allow_unsafe_paths=True)
+    dest = tmp_path / "inside"
+    with pytest.raises(modelagent.UnsafePathError, match=r"\.\./escape\.txt"):
+        modelagent.download("hf://org/evil", dest, progress=False)
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (dest / "config.json").exists()
