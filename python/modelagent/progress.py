@@ -145,9 +145,9 @@ class TerminalBar:
         self.width = width
         self._last_len = 0
 
-    def _line(self, s: ProgressSnapshot, final: bool = False) -> str:
+    def _line(self, s: ProgressSnapshot, final: bool = False, ok: bool = False) -> str:
         width = self.width or shutil.get_terminal_size((100, 20)).columns
-        fraction = s.fraction
+        fraction = 1.0 if final and ok else s.fraction
         percent = f"{fraction * 100:3.0f}%" if fraction is not None else " ?%"
         eta = "" if final else f", ETA {format_duration(s.eta_seconds)}"
         tail = f" {percent}  {_summary(s, final)}{eta}"
@@ -166,7 +166,7 @@ class TerminalBar:
         self._draw(self._line(snapshot))
 
     def finish(self, snapshot: ProgressSnapshot, ok: bool) -> None:
-        self._draw(self._line(snapshot, final=True) + ("" if ok else "  (stopped)"))
+        self._draw(self._line(snapshot, final=True, ok=ok) + ("" if ok else "  (stopped)"))
         self.stream.write("\n")
         self.stream.flush()
 
@@ -185,8 +185,8 @@ class LogLines:
         self._last_time: float | None = None
         self._last_bucket = -1
 
-    def _emit(self, s: ProgressSnapshot, prefix: str = "", final: bool = False) -> None:
-        fraction = s.fraction
+    def _emit(self, s: ProgressSnapshot, prefix: str = "", final: bool = False, ok: bool = False) -> None:
+        fraction = 1.0 if final and ok else s.fraction
         percent = f"{fraction * 100:.0f}%" if fraction is not None else "?%"
         eta = f", ETA {format_duration(s.eta_seconds)}" if not final and fraction is not None and fraction < 1 else ""
         self.stream.write(f"{self.label}: {prefix}{percent} {_summary(s, final)}{eta}\n")
@@ -204,7 +204,7 @@ class LogLines:
             self._emit(snapshot)
 
     def finish(self, snapshot: ProgressSnapshot, ok: bool) -> None:
-        self._emit(snapshot, "done, " if ok else "stopped at ", final=True)
+        self._emit(snapshot, "done, " if ok else "stopped at ", final=True, ok=ok)
 
 
 class _Callback:

@@ -317,3 +317,19 @@ TEST(HttpClient, RejectsNonHttpRedirects) {
   Server server([](const Request& r) { return Response{302, {{"Location", "file:///etc/passwd"}}, ""}; });
   EXPECT_THROW(modelagent::http_request(get(server.base_url() + "/x"), fast_policy()), modelagent::DownloadError);
 }
+
+TEST(HttpClient, AcceptsAndDecodesCompressedApiResponses) {
+  // gzip.compress(b'{"sha":"ok"}', mtime=0)
+  const unsigned char gz[] = {31,  139, 8,   0,   0,   0,   0,   0,   2,   3,   171, 86,  42,  206, 72,  84,
+                              178, 82,  202, 207, 86,  170, 5,   0,   174, 144, 122, 254, 12,  0,   0,   0};
+  Server server([&](const Request& r) {
+    if (r.header("accept-encoding").find("gzip") == std::string::npos) return Response{200, {}, "plain"};
+    return Response{200, {{"Content-Encoding", "gzip"}}, std::string(reinterpret_cast<const char*>(gz), sizeof gz)};
+  });
+  auto res = modelagent::http_request(get(server.base_url() + "/api/x"), fast_policy());
+  EXPECT_EQ(res.body, "{\"sha\":\"ok\"}");
+  // An explicit Accept-Encoding (e.g. identity for HEAD metadata) is sent as given.
+  auto request = get(server.base_url() + "/api/x");
+  request.headers = {{"Accept-Encoding", "identity"}};
+  EXPECT_EQ(modelagent::http_request(request, fast_policy()).body, "plain");
+}

@@ -143,3 +143,9 @@ def test_monitor_polls_counters_until_the_block_ends() -> None:
         with ProgressMonitor(counters, renderer):
             raise RuntimeError("download failed")
     assert renderer.ok is False
+
+
+def test_an_empty_download_finishes_at_100_percent() -> None:
+    out = io.StringIO()
+    LogLines("x", out).finish(snap(0, 0, files=(0, 0)), ok=True)
+    assert out.getvalue().startswith("x: done, 100% 0 B / ?, 0/0 files")
