@@ -183,11 +183,22 @@ class Counter {
     const unsigned hinted = hint_.bits > 0 ? static_cast<unsigned>(hint_.bits) : 4;
     if (leaf == "qweight" || leaf == "weight_packed") return hinted;
     if (bnb4_weights_.count(name)) return 4;
+    if (leaf == "weight" && is_fp4_pairs(module)) return 4;
     if (ends_with(leaf, "_blocks")) {
       std::string base = leaf.substr(0, leaf.size() - 7);
       if (has(module + base + "_scales") || hint_.method == "mxfp4") return 4;
     }
     return 0;
+  }
+
+  // ModelOpt NVFP4 (and MXFP4 outside gpt-oss) store `weight` as U8 pairs of FP4 values beside FP8
+  // block scales, a per-tensor `weight_scale_2`, or a 4-bit hint.
+  bool is_fp4_pairs(const std::string& module) const {
+    auto weight = tensors_.find(module + "weight");
+    auto scale = tensors_.find(module + "weight_scale");
+    if (weight == tensors_.end() || scale == tensors_.end() || weight->second.dtype != "U8") return false;
+    const std::string& scale_dtype = scale->second.dtype;
+    return scale_dtype == "F8_E4M3" || scale_dtype == "F8_E8M0" || has(module + "weight_scale_2") || hint_.bits == 4;
   }
 
   // Why name is not a parameter ("" when it is one).

@@ -416,6 +416,36 @@ TEST(SummarizeSafetensors, CompressedTensorsNvfp4PackedInU8) {
   EXPECT_EQ(summarize_one(dir, s, {"compressed-tensors", 4}).parameter_count, kOneLayerModel);
 }
 
+TEST(SummarizeSafetensors, ModelOptNvfp4WeightsAreUnpacked) {
+  // NVIDIA ModelOpt NVFP4: weight U8 [out, in/2] (two E2M1 values per byte), weight_scale F8_E4M3
+  // [out, in/16], per-tensor weight_scale_2 and input_scale.
+  TempDir dir;
+  Specs s = llama_skeleton("BF16");
+  for (const auto& l : llama_linears("model.layers.0")) {
+    s.push_back({l.name + ".weight", "U8", {l.out, l.in / 2}});
+    s.push_back({l.name + ".weight_scale", "F8_E4M3", {l.out, l.in / 16}});
+    s.push_back({l.name + ".weight_scale_2", "F32", {}});
+    s.push_back({l.name + ".input_scale", "F32", {}});
+  }
+  auto sum = summarize_one(dir, s, {"modelopt", 4});
+  EXPECT_EQ(sum.parameter_count, kOneLayerModel);
+  EXPECT_TRUE(sum.packed_low_bit);
+  EXPECT_EQ(sum.quantization_tensors_skipped,
+            (std::vector<std::string>{"input_scale x7", "weight_scale x7", "weight_scale_2 x7"}));
+  EXPECT_EQ(summarize_one(dir, s, {}).parameter_count, kOneLayerModel);
+
+  // An 8-bit U8 weight with a per-channel F32 scale is not packed.
+  Specs u8 = llama_skeleton("BF16");
+  for (const auto& l : llama_linears("model.layers.0")) {
+    u8.push_back({l.name + ".weight", "U8", {l.out, l.in}});
+    u8.push_back({l.name + ".weight_scale", "F32", {l.out, 1}});
+    u8.push_back({l.name + ".weight_zero_point", "U8", {l.out, 1}});
+  }
+  auto plain = summarize_one(dir, u8, {"compressed-tensors", 8});
+  EXPECT_EQ(plain.parameter_count, kOneLayerModel);
+  EXPECT_FALSE(plain.packed_low_bit);
+}
+
 TEST(SummarizeSafetensors, Fp8CheckpointsDropScalesButCountWeights) {
   TempDir dir;
   // compressed-tensors FP8 (per-channel weight scale, static per-tensor input scale, FP8 KV cache scales).
