@@ -3,7 +3,6 @@ protocol (headers, ranges, pagination, errors, faults) over plain HTTP."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import json
@@ -395,6 +394,24 @@ def test_range_requests(fake_hub_factory, range_header, status, content_range, e
     assert got_status == status and h.get("content-range") == content_range
     if expected is not None:
         assert body == data[expected]
+
+
+def test_empty_files(fake_hub_factory):
+    hub = fake_hub_factory(small_file_mode="direct")
+    hub.add_repo("org/m", {"empty.txt": b""})
+    status, h, body = request(f"{hub.url}/org/m/resolve/main/empty.txt")
+    assert (status, h["content-length"], body, h["etag"]) == (200, "0", b"", f'"{git_blob_sha1(b"")}"')
+    status, h, _ = request(f"{hub.url}/org/m/resolve/main/empty.txt", headers={"Range": "bytes=0-"})
+    assert (status, h["content-range"]) == (416, "bytes */0")
+
+
+def test_dataset_repos(fake_hub, tmp_path):
+    fake_hub.add_repo("org/data", {"train.csv": b"a,b\n1,2\n"}, repo_type="dataset")
+    out = hf_hub_download("org/data", "train.csv", repo_type="dataset", cache_dir=tmp_path, endpoint=fake_hub.url, token=False)
+    assert Path(out).read_bytes() == b"a,b\n1,2\n"
+    assert "datasets--org--data" in out
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=fake_hub.url, token=False).model_info("org/data")  # a dataset is not a model
 
 
 def test_cdn_rejects_tampered_and_expired_urls(fake_hub_factory):
