@@ -861,13 +861,14 @@ class FakeHub:
         if caller.user is None:
             raise _HubError(
                 401,
-                f"Access to model {repo.repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in.",
+                f"Access to {repo.repo_type} {repo.repo_id} is restricted. You must have access to it and be "
+                "authenticated to access it. Please log in.",
                 "GatedRepo",
             )
         if caller.user not in repo.approved:
             raise _HubError(
                 403,
-                f"Access to model {repo.repo_id} is restricted and you are not in the authorized list. "
+                f"Access to {repo.repo_type} {repo.repo_id} is restricted and you are not in the authorized list. "
                 f"Visit {repo.repo_id} to ask for access.",
                 "GatedRepo",
             )
@@ -932,7 +933,7 @@ class FakeHub:
         if prefix and prefix in commit.files:
             raise _HubError(404, f"{prefix} is a file, not a directory", "EntryNotFound", commit.sha)
         base = prefix + "/" if prefix else ""
-        dirs: dict[str, list[HubFile]] = {}
+        dirs: set[str] = set()
         files: list[HubFile] = []
         for p in sorted(commit.files):
             if not p.startswith(base):
@@ -942,7 +943,7 @@ class FakeHub:
             for depth in range(1, len(parts)):
                 if not recursive and depth > 1:
                     break
-                dirs.setdefault(base + "/".join(parts[:depth]), []).append(commit.files[p])
+                dirs.add(base + "/".join(parts[:depth]))
             if recursive or len(parts) == 1:
                 files.append(commit.files[p])
         if prefix and not files and not dirs:
