@@ -46,6 +46,8 @@ py::object to_py(const J& v) {
   }
 }
 
+std::string type_name(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
+
 // A Python value as JSON; `where` names the argument in errors.
 json from_py(py::handle h, const std::string& where) {
   if (h.is_none()) return nullptr;
@@ -83,7 +85,7 @@ json from_py(py::handle h, const std::string& where) {
     for (auto item : h) out.push_back(from_py(item, where + "[" + std::to_string(i++) + "]"));
     return out;
   }
-  throw py::type_error(where + ": cannot be written as JSON: " + std::string(py::repr(h.get_type())));
+  throw py::type_error(where + ": cannot be written as JSON: " + type_name(h));
 }
 
 py::object read_only(py::object mapping) { return py::module_::import("types").attr("MappingProxyType")(mapping); }
@@ -169,7 +171,7 @@ ordered_json progress_as_value(const ModelProgress& p) {
 
 PyModelEntry entry_from_dict(py::handle d, std::optional<std::string> key) {
   if (!py::isinstance<py::dict>(d))
-    throw py::type_error("ModelEntry.from_dict expects a dict, got " + std::string(py::repr(d.get_type())));
+    throw py::type_error("ModelEntry.from_dict expects a dict, got " + type_name(d));
   return PyModelEntry::from_core(model_entry_from_value(from_py(d, "ModelEntry"), key.value_or("")));
 }
 
@@ -294,7 +296,7 @@ void register_model_entry(py::module_& m) {
           [](py::object text, std::optional<std::string> key) {
             if (!py::isinstance<py::str>(text) && !py::isinstance<py::bytes>(text))
               throw py::type_error("ModelEntry.from_json expects str or bytes, got " +
-                                   std::string(py::repr(text.get_type())));
+                                   type_name(text));
             std::string s = text.cast<std::string>();
             return PyModelEntry::from_core(parse_model_entry(s, key.value_or("")));
           },
