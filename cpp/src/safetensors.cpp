@@ -295,13 +295,11 @@ class HeaderParser {
     for (;;) {
       ws();
       const char c = peek();
-      bool container_done = false;
       if (c == '{' || c == '[') {
         ++pos_;
         ws();
         if (peek() == (c == '{' ? '}' : ']')) {
-          ++pos_;
-          container_done = true;
+          ++pos_;  // an empty container is a complete value
         } else {
           open.push_back(c);
           if (c == '{') {
@@ -326,7 +324,6 @@ class HeaderParser {
       } else {
         syntax_error("unexpected character " + printable(std::string_view(&c, 1)));
       }
-      (void)container_done;
       // A value is complete: close every container it completes, or move to the next member.
       for (;;) {
         if (open.empty()) return;
