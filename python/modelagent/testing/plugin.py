@@ -28,6 +28,12 @@ from typing import Any
 import pytest
 
 from modelagent.testing.hf_hub import FakeHub
+from modelagent.testing.kube_fixtures import (  # noqa: F401  (fixtures re-exported to plugin users)
+    fake_kube,
+    fake_kube_factory,
+    kube_api_client,
+    kube_config_file,
+)
 from modelagent.testing.model_factory import SyntheticModel, write_synthetic_model
 
 _HF_VARS_TO_CLEAR = (
