@@ -313,6 +313,7 @@ class Engine {
   size_t files_done_ = 0;
   bool bandwidth_paused_ = false;
   bool stopping_ = false;
+  double next_wake_ = 0;  // earliest time a waiting task may start (0 = none seen)
   std::mutex events_mu_;
   std::vector<Event> events_;
   uint64_t rate_bytes_ = 0;
@@ -517,12 +518,20 @@ void Engine::create_tasks(FileJob& f, const IntervalSet& done) {
 // Transfers
 
 void Engine::start_ready_tasks() {
+  next_wake_ = 0;
   if (stopping_ || bandwidth_paused_) return;
   double t_now = now();
+  auto wake_at = [&](double when) { next_wake_ = next_wake_ == 0 ? when : std::min(next_wake_, when); };
+  bool any_origin_blocked = std::any_of(origin_blocked_until_.begin(), origin_blocked_until_.end(),
+                                        [&](const auto& entry) { return entry.second > t_now; });
   for (auto& tp : tasks_) {
     if (active_ >= options_.max_connections) break;
     RangeTask& t = *tp;
-    if (t.active || t.transfer_done || t.ready_at > t_now) continue;
+    if (t.active || t.transfer_done) continue;
+    if (t.ready_at > t_now) {
+      wake_at(t.ready_at);
+      continue;
+    }
     FileJob& f = *t.file;
     if (f.state != FileState::Downloading || f.switch_pending) continue;
     if (f.active >= options_.connections_per_file) continue;
@@ -532,8 +541,13 @@ void Engine::start_ready_tasks() {
       t.url = f.resolved_url;
       t.send_credentials = f.resolved_credentials;
     }
-    auto blocked = origin_blocked_until_.find(origin_of(t.url));
-    if (blocked != origin_blocked_until_.end() && blocked->second > t_now) continue;
+    if (any_origin_blocked) {
+      auto blocked = origin_blocked_until_.find(origin_of(t.url));
+      if (blocked != origin_blocked_until_.end() && blocked->second > t_now) {
+        wake_at(blocked->second);
+        continue;
+      }
+    }
     begin_transfer(t);
   }
 }
@@ -871,6 +885,12 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     t.ready_at = 0;
     return;
   }
+  if (status == 416) {
+    std::string cr = t.response.header("content-range");
+    throw VerificationError("size mismatch for " + where(f) + ": the server cannot serve bytes from " +
+                            std::to_string(t.pos) + (cr.empty() ? "" : " (Content-Range: " + cr + ")") +
+                            "; the plan expects " + std::to_string(f.size) + " bytes");
+  }
   throw HttpStatusError("HTTP " + std::to_string(status) + " for " + where(f) + " from " + display_url(t.url) +
                             (detail.empty() ? "" : ": " + detail),
                         status, display_url(t.url));
@@ -1132,11 +1152,7 @@ void Engine::loop() {
     curl_multi_timeout(multi_, &curl_timeout);
     if (curl_timeout >= 0) timeout = std::min(timeout, curl_timeout);
     double t_now = now();
-    for (auto& tp : tasks_) {
-      if (!tp->active && !tp->transfer_done && tp->ready_at > t_now) {
-        timeout = std::min(timeout, static_cast<long>((tp->ready_at - t_now) * 1000) + 1);
-      }
-    }
+    if (next_wake_ > 0) timeout = std::min(timeout, static_cast<long>((next_wake_ - t_now) * 1000) + 1);
     if (bandwidth_paused_) timeout = std::min(timeout, static_cast<long>(limiter_.wait_seconds(t_now) * 1000) + 1);
     if (timeout > 0) curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout), nullptr);
   }

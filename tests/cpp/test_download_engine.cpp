@@ -356,6 +356,26 @@ TEST(DownloadEngine, SizeDisagreementIsAVerificationError) {
   EXPECT_FALSE(testsupport::exists(dir / "s.bin"));
 }
 
+TEST(DownloadEngine, PlanLargerThanTheServersFileIsASizeMismatch) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(20 * MiB, 18);
+  server.add_file("/short.bin", content);
+  DownloadPlan plan;
+  plan.files.push_back(planned("short.bin", server.url("/short.bin"), content));
+  plan.files[0].size = 40 * MiB;  // the ranges past 20 MiB get 416
+  auto options = testsupport::fast_options();
+  options.chunk_size = 8 * MiB;
+  try {
+    run_download(plan, dir.path(), options);
+    FAIL() << "no error";
+  } catch (const VerificationError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("size mismatch for short.bin"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(testsupport::exists(dir / "short.bin"));
+}
+
 TEST(DownloadEngine, UnsafeNamesAreRejectedBeforeAnyWrite) {
   LoopbackServer server;
   TempDir dir;
