@@ -163,8 +163,10 @@ def _record_problem(record: Any) -> str | None:
         if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or entry["size"] < 0:
             return f"files['{name}'].size is missing or invalid"
         digest = entry.get("digest")
-        if not isinstance(digest, dict) or not isinstance(digest.get("kind"), str) or not isinstance(
-            digest.get("value"), str
+        if (
+            not isinstance(digest, dict)
+            or not isinstance(digest.get("kind"), str)
+            or not isinstance(digest.get("value"), str)
         ):
             return f"files['{name}'].digest is missing or invalid"
     stale = record.get("stale", [])
@@ -451,12 +453,13 @@ def download(
     files = []
     for entry in plan:
         outcome = by_path.get(entry["path"])
+        digest = entry.get("digest") or {"kind": "none", "value": ""}
         files.append(
             DownloadedFile(
                 path=entry["path"],
-                size=outcome.size if outcome is not None else int(entry["size"] or 0),
-                digest_kind=entry["digest"]["kind"],
-                digest=entry["digest"]["value"],
+                size=outcome.size if outcome is not None else int(entry.get("size") or 0),
+                digest_kind=digest.get("kind", "none"),
+                digest=digest.get("value", ""),
                 downloaded=bool(outcome.downloaded) if outcome is not None else False,
             )
         )
@@ -472,9 +475,7 @@ def download(
             "commit": commit,
             "filter": {"include": include_patterns, "exclude": exclude_patterns, "default_excludes": not all_files},
             "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "files": {
-                f.path: {"size": f.size, "digest": {"kind": f.digest_kind, "value": f.digest}} for f in files
-            },
+            "files": {f.path: {"size": f.size, "digest": {"kind": f.digest_kind, "value": f.digest}} for f in files},
             "tree": _tree_to_record(tree),
             "stale": [] if prune else stale,
         },
@@ -510,7 +511,7 @@ def verify(dest: str | os.PathLike[str]) -> VerifyResult:
         raise _core.DownloadError(
             f"no download record at {dest_path / RECORD_PATH} (was the directory filled by model-agent download?)"
         )
-    plan = [
+    plan: list[_core.PlanEntry] = [
         {"path": path, "url": "", "size": entry["size"], "digest": entry["digest"]}
         for path, entry in sorted(record["files"].items())
     ]

@@ -66,14 +66,22 @@ class ProgressSnapshot:
 
 
 class _Counters(Protocol):
-    bytes_total: int
-    bytes_done: int
-    bytes_fetched: int
-    files_total: int
-    files_done: int
-    bytes_per_second: float
-    retries: int
-    rate_limited: int
+    @property
+    def bytes_total(self) -> int: ...
+    @property
+    def bytes_done(self) -> int: ...
+    @property
+    def bytes_fetched(self) -> int: ...
+    @property
+    def files_total(self) -> int: ...
+    @property
+    def files_done(self) -> int: ...
+    @property
+    def bytes_per_second(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def rate_limited(self) -> int: ...
 
 
 def read_counters(progress: _Counters, elapsed: float) -> ProgressSnapshot:

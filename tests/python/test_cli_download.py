@@ -28,7 +28,11 @@ DOWNLOADED = ["config.json", "model.safetensors", "tokenizer/vocab.txt"]
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modelagent", *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+        [sys.executable, "-m", "modelagent", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
     )
 
 
@@ -85,7 +89,8 @@ def test_token_file_flag(fake_hub: FakeHub, tmp_path: Path) -> None:
     fake_hub.add_repo("org/private", files={"config.json": b"{}"}, private=True, readers=["alice"])
     token_file = tmp_path / "token"
     token_file.write_text("tok-123\n")
-    run = cli("download", "hf://org/private", "-d", str(tmp_path / "m"), "--token-file", str(token_file), "--no-progress")
+    dest = str(tmp_path / "m")
+    run = cli("download", "hf://org/private", "-d", dest, "--token-file", str(token_file), "--no-progress")
     assert run.returncode == 0, run.stderr
     assert {r.authorization for r in fake_hub.requests if r.server == "hub"} == {"Bearer tok-123"}
 
@@ -102,7 +107,9 @@ def test_token_file_flag(fake_hub: FakeHub, tmp_path: Path) -> None:
         ("s3://bucket/model", 1, "s3:// URIs is not supported yet"),
     ],
 )
-def test_failures_exit_non_zero_with_one_line_reason(hub: FakeHub, tmp_path: Path, uri: str, code: int, needle: str) -> None:
+def test_failures_exit_non_zero_with_one_line_reason(
+    hub: FakeHub, tmp_path: Path, uri: str, code: int, needle: str
+) -> None:
     run = cli("download", uri, "--dest", str(tmp_path / "m"), "--no-progress")
     assert run.returncode == code
     assert run.stdout == ""

@@ -118,7 +118,9 @@ def test_explicit_token_wins_over_environment_tokens(
     assert {r.authorization for r in fake_hub.requests if r.server == "hub"} == {"Bearer model-token"}
 
 
-def test_token_sources_in_order(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_env: Path) -> None:
+def test_token_sources_in_order(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_env: Path
+) -> None:
     fake_hub.add_token("file-token", "alice")
     fake_hub.add_token("legacy-token", "alice")
     fake_hub.add_repo("org/private", files={"config.json": b"{}"}, private=True, readers=["alice"])
@@ -184,7 +186,9 @@ def test_include_exclude_and_default_exclusions(repo, tmp_path: Path) -> None:
 
     # An include that names a default-excluded file wins for that file only.
     with_bin = modelagent.download("hf://org/model", tmp_path / "d", include=["*.bin", "*.json"], progress=False)
-    assert sorted(with_bin.downloaded) == ["config.json", "model.safetensors.index.json", "pytorch_model.bin", "tokenizer.json"]
+    assert sorted(with_bin.downloaded) == [
+        "config.json", "model.safetensors.index.json", "pytorch_model.bin", "tokenizer.json"
+    ]  # fmt: skip
 
 
 def test_malformed_pattern_fails_before_any_request(repo, tmp_path: Path) -> None:
@@ -261,7 +265,7 @@ def test_429_storm_on_the_api_is_honoured(repo, tmp_path: Path) -> None:
     assert result.commit == sha
     revision = [r for r in hub.requests if "/revision/" in r.path]
     assert [r.status for r in revision] == [429, 429, 429, 200]
-    for before, after in zip(revision, revision[1:]):
+    for before, after in zip(revision, revision[1:], strict=False):
         assert after.started - before.started >= 0.9  # the server asked for 1 s each time
 
 
@@ -271,7 +275,8 @@ def test_429_storm_on_file_bodies_is_honoured(repo, tmp_path: Path) -> None:
     result = modelagent.download("hf://org/model", tmp_path / "m", progress=False)
     assert sorted(result.downloaded) == EXPECTED
     assert [r.status for r in hub.requests if r.server == "cdn"].count(429) == 2
-    assert (tmp_path / "m" / "model-00001-of-00002.safetensors").read_bytes() == files["model-00001-of-00002.safetensors"]
+    shard = "model-00001-of-00002.safetensors"
+    assert (tmp_path / "m" / shard).read_bytes() == files[shard]
 
 
 def test_rate_limit_beyond_the_retry_budget_is_a_typed_error(repo, tmp_path: Path) -> None:

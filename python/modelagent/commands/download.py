@@ -103,8 +103,13 @@ def run(args: argparse.Namespace) -> int:
             "revision": result.revision,
             "commit": result.commit,
             "files": [
-                {"path": f.path, "size": f.size, "digest_kind": f.digest_kind, "digest": f.digest,
-                 "downloaded": f.downloaded}
+                {
+                    "path": f.path,
+                    "size": f.size,
+                    "digest_kind": f.digest_kind,
+                    "digest": f.digest,
+                    "downloaded": f.downloaded,
+                }
                 for f in result.files
             ],  # fmt: skip
             "bytes": result.bytes,
