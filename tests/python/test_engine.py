@@ -132,16 +132,18 @@ def test_download_verify_and_report(server: _Server, tmp_path: Path) -> None:
 
 
 def test_progress_is_readable_from_another_thread_while_the_gil_is_released(server: _Server, tmp_path: Path) -> None:
-    blob = os.urandom(2 << 20)
+    blob = os.urandom(12 << 20)
     plan = [_entry(server, "slow.bin", blob)]
-    server.chunk_delay = 0.02  # ~3 MiB/s
+    server.chunk_delay = 0.005  # about 12 MiB/s per connection
     progress = modelagent.DownloadProgress()
     seen: list[int] = []
+    fetched: list[int] = []
     done = threading.Event()
 
     def poll() -> None:
         while not done.is_set():
             seen.append(progress.bytes_done)
+            fetched.append(progress.bytes_fetched)
             time.sleep(0.01)
 
     poller = threading.Thread(target=poll)
@@ -151,8 +153,10 @@ def test_progress_is_readable_from_another_thread_while_the_gil_is_released(serv
     poller.join()
     # The poller kept running (so the GIL was free) and watched the count grow.
     assert len(seen) > 10
-    assert any(0 < v < len(blob) for v in seen)
+    assert any(0 < v < len(blob) for v in fetched)
+    assert any(0 < v < len(blob) for v in seen)  # written bytes advance in 4 MiB buffers
     assert seen == sorted(seen)
+    assert progress.bytes_done == len(blob)
 
 
 def test_cancel_token_from_another_thread(server: _Server, tmp_path: Path) -> None:
