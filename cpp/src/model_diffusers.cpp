@@ -26,7 +26,7 @@ ModelMetadata diffusers_metadata(const fs::path& index_file, const json& index) 
   ModelMetadata m;
   m.model_type = "diffusers";
   m.architecture = string_member(index, "_class_name");
-  m.framework = {"diffusers", string_member(index, "_diffusers_version")};
+  m.framework = name_version("diffusers", string_member(index, "_diffusers_version"));
   m.capabilities = {"TEXT_TO_IMAGE"};
   m.config_path = index_file;
   m.model_dir = index_file.parent_path();

@@ -91,21 +91,21 @@ WeightFiles detect_weight_files(const fs::path& dir, const json& config) {
 
   auto engines = select(files, [](const std::string& n) { return ends_with(n, ".engine"); });
   if (object_member(config, "pretrained_config") || object_member(config, "build_config") || !engines.empty()) {
-    return make({"tensorrtllm", string_member(config, "version")}, std::move(engines));
+    return make(name_version("tensorrtllm", string_member(config, "version")), std::move(engines));
   }
 
   auto safetensors = find_safetensors_files(dir);
-  if (!safetensors.empty()) return make({"safetensors", "1.0.0"}, std::move(safetensors));
+  if (!safetensors.empty()) return make(name_version("safetensors", "1.0.0"), std::move(safetensors));
 
   auto pytorch = select(files, [](const std::string& n) {
     return (ends_with(n, ".bin") || ends_with(n, ".pt") || ends_with(n, ".pth")) && !trainer_state(n);
   });
-  if (!pytorch.empty()) return make({"pytorch", ""}, std::move(pytorch));
+  if (!pytorch.empty()) return make(name_version("pytorch"), std::move(pytorch));
 
   auto gguf = select(files, [](const std::string& n) { return ends_with(n, ".gguf"); });
   if (!gguf.empty()) {
     std::string version = std::to_string(read_gguf_version(gguf.front()));
-    return make({"gguf", version}, std::move(gguf));
+    return make(name_version("gguf", version), std::move(gguf));
   }
 
   std::vector<fs::path> onnx;
@@ -117,7 +117,7 @@ WeightFiles detect_weight_files(const fs::path& dir, const json& config) {
       if (ends_with(n, ".onnx") || ends_with(n, ".onnx_data") || ends_with(n, ".onnx.data")) onnx.push_back(f);
     }
   }
-  if (has_graph) return make({"onnx", ""}, std::move(onnx));
+  if (has_graph) return make(name_version("onnx"), std::move(onnx));
   return {};
 }
 

@@ -1,5 +1,7 @@
 // Model metadata: config.json facts combined with the weight files and their safetensors headers.
 
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <system_error>
 
@@ -118,15 +120,22 @@ json estimation_input(const json& config) {
 
 }  // namespace
 
+NameVersion name_version(std::string name, std::string version) {
+  NameVersion out;
+  out.name = std::move(name);
+  if (!version.empty()) out.version = std::move(version);
+  return out;
+}
+
 ModelMetadata metadata_from_config(const json& config) {
   ModelMetadata m;
   m.model_type = model_type_of(config);
   m.architecture = architecture_of(config);
   m.transformers_version = config_transformers_version(config);
   if (object_member(config, "pretrained_config")) {
-    m.framework = {"tensorrtllm", string_member(config, "version")};
+    m.framework = name_version("tensorrtllm", string_member(config, "version"));
   } else {
-    m.framework = {"transformers", m.transformers_version};
+    m.framework = name_version("transformers", m.transformers_version);
   }
   m.context_length = context_length(config);
   m.has_vision = has_vision(config);
@@ -196,6 +205,20 @@ json decoded_summary(const ModelMetadata& m) {
                                {"bits", m.quantization_detail.bits}};
   }
   return summary;
+}
+
+ModelConfig to_model_config(const ModelMetadata& m) {
+  ModelConfig config;
+  config.model_type = m.model_type;
+  config.model_architecture = m.architecture;
+  if (!m.framework.name.empty()) config.model_framework = m.framework;
+  if (!m.format.name.empty()) config.model_format = m.format;
+  config.model_parameter_size = m.parameter_size;
+  config.max_tokens = static_cast<int32_t>(std::min<uint64_t>(m.context_length, std::numeric_limits<int32_t>::max()));
+  config.model_capabilities = m.capabilities;
+  config.decoded_model_configuration = decoded_summary(m);
+  config.quantization = m.quantization;
+  return config;
 }
 
 }  // namespace modelagent

@@ -142,7 +142,7 @@ TEST_P(Fixture, ParsesWithExpectedMetadata) {
   EXPECT_EQ(m.torch_dtype, e.torch_dtype);
   EXPECT_EQ(m.transformers_version, e.transformers_version);
   EXPECT_EQ(m.framework.name, "transformers");
-  EXPECT_EQ(m.framework.version, e.transformers_version);
+  EXPECT_EQ(m.framework.version.value_or(""), e.transformers_version);
 
   // No weight files beside the config: no format, no size, and the count is the config estimate.
   EXPECT_EQ(m.format.name, "");

@@ -79,7 +79,7 @@ TEST(WeightFormat, PytorchWithoutTrainerState) {
   write_file(d / "rng_state_0.pth", std::string(3, 'e'));
   WeightFiles w = detect_weight_files(d.path(), json::object());
   EXPECT_EQ(w.format.name, "pytorch");
-  EXPECT_EQ(w.format.version, "");
+  EXPECT_FALSE(w.format.version.has_value());
   EXPECT_EQ(w.files.size(), 2u);
   EXPECT_EQ(w.total_bytes, 150u);
 }

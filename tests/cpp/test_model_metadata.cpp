@@ -463,3 +463,37 @@ TEST(InspectModel, IndexNamingAMissingShardIsASafetensorsError) {
   std::string err = error_of<SafetensorsError>([&] { inspect_model(d.path()); });
   EXPECT_NE(err.find("model-00001-of-00002.safetensors"), std::string::npos) << err;
 }
+
+TEST(InspectModel, ModelConfigForTheConfigMapEntry) {
+  TempDir d;
+  write_json(d / "config.json", tiny_llama_config());
+  write_safetensors(d / "model.safetensors", llama_tensors(kVocab, kHidden, kInter, 2, "BF16"));
+  ModelMetadata m = inspect_model(d.path());
+  ModelEntry entry;
+  entry.name = "tiny";
+  entry.status = "Ready";
+  entry.config = to_model_config(m);
+  json written = json::parse(serialize_model_entry(entry));
+  const json& c = written["config"];
+  EXPECT_EQ(keys(c), (std::set<std::string>{"modelType", "modelArchitecture", "modelFramework", "modelFormat",
+                                            "modelParameterSize", "maxTokens", "modelCapabilities",
+                                            "decodedModelConfiguration"}));
+  EXPECT_EQ(c["modelFramework"], (json{{"name", "transformers"}, {"version", "4.44.0"}}));
+  EXPECT_EQ(c["modelFormat"], (json{{"name", "safetensors"}, {"version", "1.0.0"}}));
+  EXPECT_EQ(c["modelParameterSize"], m.parameter_size);
+  EXPECT_EQ(c["maxTokens"], 2048);
+  EXPECT_EQ(c["modelCapabilities"], json::array({"CHAT"}));
+  EXPECT_EQ(c["decodedModelConfiguration"], decoded_summary(m));
+}
+
+TEST(InspectModel, ModelConfigCapsMaxTokensAndSkipsUnknownFormat) {
+  ModelMetadata m = metadata_from_config({{"model_type", "llama"}, {"max_position_embeddings", 10000000000ull}});
+  m.quantization = "int4";
+  ModelConfig c = to_model_config(m);
+  EXPECT_EQ(c.max_tokens, 2147483647);
+  EXPECT_FALSE(c.model_format.has_value());
+  ASSERT_TRUE(c.model_framework.has_value());
+  EXPECT_EQ(c.model_framework->name, "transformers");
+  EXPECT_FALSE(c.model_framework->version.has_value());
+  EXPECT_EQ(c.quantization, "int4");
+}

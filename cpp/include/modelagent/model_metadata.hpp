@@ -10,12 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modelagent/model_entry.hpp"  // NameVersion, ModelConfig
+
 namespace modelagent {
 
-struct NameVersion {
-  std::string name;
-  std::string version;  // empty when unknown
-};
+// {name, version}; version stays unset when empty.
+NameVersion name_version(std::string name, std::string version = {});
 
 // ---- Locating and loading the configuration -------------------------------------------------------
 
@@ -133,5 +133,9 @@ ModelMetadata inspect_model(const std::filesystem::path& path);
 // architecture, context_length, parameter_count (size string), has_vision, transformers_version,
 // torch_dtype, model_size_bytes — plus "quantization" {method, scheme, bits} only when quantized.
 nlohmann::json decoded_summary(const ModelMetadata& metadata);
+
+// The ConfigMap entry's "config" for this metadata: maxTokens is the context length capped at INT32_MAX,
+// framework/format are left unset when unknown, decodedModelConfiguration is decoded_summary().
+ModelConfig to_model_config(const ModelMetadata& metadata);
 
 }  // namespace modelagent
