@@ -59,6 +59,13 @@ from modelagent._core import (  # noqa: E402
 )
 from modelagent.storage import AnyStorageUri, ModelKind, ModelStatus  # noqa: E402
 # --- model metadata (area: model_metadata) ---
+from modelagent.metadata import (  # noqa: E402
+    ModelMetadata,
+    QuantizationDetail,
+    example_model_path,
+    format_parameter_size,
+    inspect_model,
+)
 # --- downloads (area: download) ---
 from modelagent._core import (  # noqa: E402
     CancelToken,

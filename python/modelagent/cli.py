@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Each module defines add_parser(subparsers) which registers its subcommand and sets func=run.
 _COMMAND_MODULES = [
     "modelagent.commands.version",
+    "modelagent.commands.inspect",
     "modelagent.commands.download",
     "modelagent.commands.verify",
 ]
