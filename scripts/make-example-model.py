@@ -20,41 +20,40 @@ from pathlib import Path
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "python" / "modelagent" / "examples" / "tiny-llama"
 SEED = 20240601
+VOCAB, HIDDEN, INTERMEDIATE, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 1024, 64, 128, 4, 4, 2, 16
+INIT_STD = 0.02
 
 CONFIG: dict[str, object] = {
     "architectures": ["LlamaForCausalLM"],
     "attention_bias": False,
     "bos_token_id": 1,
     "eos_token_id": 2,
-    "head_dim": 16,
+    "head_dim": HEAD_DIM,
     "hidden_act": "silu",
-    "hidden_size": 64,
-    "initializer_range": 0.02,
-    "intermediate_size": 128,
+    "hidden_size": HIDDEN,
+    "initializer_range": INIT_STD,
+    "intermediate_size": INTERMEDIATE,
     "max_position_embeddings": 2048,
     "mlp_bias": False,
     "model_type": "llama",
-    "num_attention_heads": 4,
-    "num_hidden_layers": 4,
-    "num_key_value_heads": 2,
+    "num_attention_heads": HEADS,
+    "num_hidden_layers": LAYERS,
+    "num_key_value_heads": KV_HEADS,
     "rms_norm_eps": 1e-05,
     "rope_theta": 10000.0,
     "tie_word_embeddings": True,
     "torch_dtype": "bfloat16",
     "transformers_version": "4.44.0",
     "use_cache": True,
-    "vocab_size": 1024,
+    "vocab_size": VOCAB,
 }
 
 
-def tensor_shapes(config: dict[str, object]) -> list[tuple[str, tuple[int, ...]]]:
+def tensor_shapes() -> list[tuple[str, tuple[int, ...]]]:
     """(name, shape) of every tensor, in the order their data is laid out."""
-    hidden = int(config["hidden_size"])  # type: ignore[arg-type]
-    inter = int(config["intermediate_size"])  # type: ignore[arg-type]
-    vocab = int(config["vocab_size"])  # type: ignore[arg-type]
-    kv = int(config["num_key_value_heads"]) * int(config["head_dim"])  # type: ignore[arg-type]
+    hidden, inter, vocab, kv = HIDDEN, INTERMEDIATE, VOCAB, KV_HEADS * HEAD_DIM
     shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (vocab, hidden))]
-    for i in range(int(config["num_hidden_layers"])):  # type: ignore[arg-type]
+    for i in range(LAYERS):
         p = f"model.layers.{i}."
         shapes += [
             (p + "input_layernorm.weight", (hidden,)),
@@ -81,17 +80,16 @@ def bfloat16_bytes(values: list[float]) -> bytes:
     return bytes(out)
 
 
-def safetensors_bytes(config: dict[str, object], seed: int) -> bytes:
+def safetensors_bytes(seed: int) -> bytes:
     rng = random.Random(seed)
-    std = float(config["initializer_range"])  # type: ignore[arg-type]
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     data = bytearray()
-    for name, shape in tensor_shapes(config):
+    for name, shape in tensor_shapes():
         count = 1
         for dim in shape:
             count *= dim
         # RMSNorm weights start at one; everything else is N(0, initializer_range).
-        values = [1.0] * count if name.endswith("norm.weight") else [rng.gauss(0.0, std) for _ in range(count)]
+        values = [1.0] * count if name.endswith("norm.weight") else [rng.gauss(0.0, INIT_STD) for _ in range(count)]
         begin = len(data)
         data += bfloat16_bytes(values)
         header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [begin, len(data)]}
@@ -103,7 +101,7 @@ def safetensors_bytes(config: dict[str, object], seed: int) -> bytes:
 def write_example(output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.json").write_text(json.dumps(CONFIG, indent=2) + "\n")
-    (output / "model.safetensors").write_bytes(safetensors_bytes(CONFIG, SEED))
+    (output / "model.safetensors").write_bytes(safetensors_bytes(SEED))
 
 
 def main() -> None:

@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import modelagent
 import numpy as np
 import pytest
-from safetensors import safe_open
-from safetensors.numpy import save_file
-
-import modelagent
 from conftest import MODEL_CONFIGS_DIR, REPO_ROOT
 from modelagent import ModelConfigError, ModelEntry, ModelMetadata, SafetensorsError, inspect_model
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 EXAMPLE_PARAMETERS = 213_568  # scripts/make-example-model.py: 1024*64 + 4*(64*64*2 + 32*64*2 + 3*128*64 + 128) + 64
 
@@ -142,8 +141,8 @@ def test_example_model_metadata() -> None:
 def test_example_model_count_agrees_with_the_safetensors_library() -> None:
     weights = modelagent.example_model_path() / "model.safetensors"
     with safe_open(str(weights), "np") as f:
-        total = sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
-        dtypes = {f.get_slice(name).get_dtype() for name in f.keys()}
+        total = sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())  # noqa: SIM118 - safe_open is not iterable
+        dtypes = {f.get_slice(name).get_dtype() for name in f.keys()}  # noqa: SIM118
     assert total == EXAMPLE_PARAMETERS
     assert dtypes == {"BF16"}
 
