@@ -12,5 +12,6 @@ void register_model_entry(pybind11::module_& m);
 void register_model_metadata(pybind11::module_& m);
 void register_download(pybind11::module_& m);
 void register_huggingface(pybind11::module_& m);
+void register_metrics(pybind11::module_& m);
 
 }  // namespace modelagent::bindings

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   modelagent::bindings::register_model_metadata(m);
   modelagent::bindings::register_download(m);
   modelagent::bindings::register_huggingface(m);
+  modelagent::bindings::register_metrics(m);
 }

@@ -87,6 +87,10 @@ from modelagent.download import (  # noqa: E402
     read_record,
     verify,
 )
+# --- metrics (area: metrics) ---
+from modelagent.health import LoopHeartbeat, ModelAgentHealthCheck  # noqa: E402
+from modelagent.metrics import Metrics  # noqa: E402
+from modelagent.server import AgentServer  # noqa: E402
 
 __all__ = [
     "CancelledError",
