@@ -13,6 +13,7 @@ _COMMAND_MODULES = [
     "modelagent.commands.inspect",
     "modelagent.commands.download",
     "modelagent.commands.verify",
+    "modelagent.commands.run",
 ]
 
 

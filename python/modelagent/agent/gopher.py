@@ -1,0 +1,706 @@
+"""The Gopher: a pool of workers that download, re-download and delete models, one task per model at a time.
+
+Scheduling rules:
+
+- Tasks are keyed by the model's ConfigMap key. At most one task per key runs at a time; at most one
+  download and one delete wait behind it. A newer download replaces a queued one (supersede); a delete
+  drops queued downloads.
+- Deletes run on their own thread, so workers busy with long downloads never delay them. A delete cancels
+  the model's running download (its :class:`~modelagent.CancelToken`; the transfer stops within about a
+  second) and runs as soon as that download has returned.
+- Every task captures the model's *generation* when it starts; a delete or a superseding download bumps
+  it. Status, config and progress writes of a task whose generation is stale are dropped, so a download
+  that ends after its model was deleted writes nothing and its files are removed by the delete that
+  follows it.
+- Change detection: a model's *identity* is its ``spec.storage`` minus the placement fields. A download
+  whose identity equals the last completed one is a no-op (label, annotation, status and back-filled spec
+  changes never re-download). A new storage URI is fetched into a fresh sibling folder
+  (``<dest>.next-<hash>``) and swapped in atomically; a new path is fetched there and the old folder is
+  removed afterwards.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import datetime
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelagent.download import download as hf_download
+from modelagent.download import read_record
+from modelagent import _core
+from modelagent._core import CancelledError, CancelToken, DownloadOptions, InvalidStorageUri
+from modelagent.agent.destination import DestinationError, DestinationRegistry, resolve_destination
+from modelagent.agent.logging import model_logger
+from modelagent.agent.model_ref import ModelRef
+from modelagent.agent.secrets import SecretReader, hf_token
+from modelagent.agent.storage_kinds import Handling, StorageKind, classify
+from modelagent.agent.tasks import GopherTask, TaskType
+
+_log = logging.getLogger("modelagent.agent.gopher")
+
+SKIP_CONFIG_PARSING_ANNOTATION = "ome.oracle.com/skip-config-parsing"
+
+ConfigParser = Callable[[ModelRef, Mapping[str, Any], Path], "dict[str, Any] | None"]
+"""``parse(ref, model_object, folder)`` -> the ConfigMap entry's ``config`` object (or None), called after a
+download; it may also back-fill the model's spec. The Gopher publishes the result unless the task is stale."""
+
+
+def default_config(folder: Path) -> dict[str, Any]:
+    """The ConfigMap ``config`` object of the model in ``folder`` (:func:`modelagent.inspect_model`)."""
+    from modelagent.metadata import inspect_model
+
+    return dict(inspect_model(folder).to_model_config().to_dict())
+
+_PLACEMENT_FIELDS = ("nodeSelector", "nodeAffinity")
+
+# Failures another attempt cannot fix: the model must be corrected first.
+_PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    _core.RepositoryNotFoundError,
+    _core.RevisionNotFoundError,
+    _core.EntryNotFoundError,
+    _core.GatedRepoError,
+    _core.UnauthorizedError,
+    _core.InvalidStorageUri,
+    _core.UnsafePathError,
+    _core.DiskSpaceError,
+    ValueError,
+)
+
+
+# Failures that may pass on their own (network, server, rate limit, a corrupted transfer).
+_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (_core.DownloadError, _core.HttpStatusError, OSError)
+
+
+def _wait_cancelled(cancel: CancelToken, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cancel.cancelled:
+            return True
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    return cancel.cancelled
+
+
+def storage_identity(obj: Mapping[str, Any]) -> str:
+    """What a download depends on: ``spec.storage`` without its placement fields, as canonical JSON."""
+    spec = obj.get("spec")
+    storage = spec.get("storage") if isinstance(spec, Mapping) else None
+    if not isinstance(storage, Mapping):
+        return "null"
+    relevant = {k: v for k, v in storage.items() if k not in _PLACEMENT_FIELDS}
+    return json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def skips_config_parsing(obj: Mapping[str, Any]) -> bool:
+    """True when the model carries ``ome.oracle.com/skip-config-parsing: "true"`` (any case)."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    value = annotations.get(SKIP_CONFIG_PARSING_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def progress_object(snapshot: Any, phase: str = "Downloading") -> dict[str, Any]:
+    """The ConfigMap entry's ``progress`` object (wire-contract names) for a download progress snapshot."""
+    return {
+        "phase": phase,
+        "totalBytes": int(snapshot.bytes_total),
+        "completedBytes": int(snapshot.bytes_done),
+        "totalFiles": int(snapshot.files_total),
+        "completedFiles": int(snapshot.files_done),
+        "speedBytesPerSec": float(snapshot.bytes_per_second),
+        "lastUpdated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _renameat2_exchange() -> Callable[[bytes, bytes], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+
+    def exchange(a: bytes, b: bytes) -> int:
+        if fn(_AT_FDCWD, a, _AT_FDCWD, b, _RENAME_EXCHANGE) == 0:
+            return 0
+        return ctypes.get_errno()
+
+    return exchange
+
+
+_EXCHANGE = _renameat2_exchange()
+
+
+def swap_directories(new: Path, current: Path) -> Path:
+    """Put ``new`` at ``current`` and return where the old contents went (``new``'s old name).
+
+    Uses ``renameat2(RENAME_EXCHANGE)`` so readers of ``current`` see the old tree or the new one, never
+    a missing folder; falls back to two renames when the kernel or filesystem cannot exchange.
+    """
+    if not current.exists():
+        os.rename(new, current)
+        return new
+    if _EXCHANGE is not None and _EXCHANGE(os.fsencode(new), os.fsencode(current)) == 0:
+        return new
+    retired = current.with_name(current.name + ".old")
+    if retired.exists():
+        shutil.rmtree(retired)
+    os.rename(current, retired)
+    os.rename(new, current)
+    return retired
+
+
+@dataclass
+class _ModelState:
+    generation: int = 0
+    queue: list[GopherTask] = field(default_factory=list)
+    running: GopherTask | None = None
+    scheduled: bool = False
+    cancel: CancelToken | None = None
+    dest: Path | None = None
+    identity: str | None = None
+    uri: str | None = None
+    outcome: str | None = None
+
+
+class _Reporter:
+    """Status/config/progress writes for one task: dropped once the task is stale; progress never after final."""
+
+    def __init__(self, gopher: Gopher, state: _ModelState, generation: int, ref: ModelRef, log: Any) -> None:
+        self._gopher = gopher
+        self._state = state
+        self._generation = generation
+        self._ref = ref
+        self._log = log
+        self._lock = threading.Lock()
+        self._final = False
+        self._last_progress = float("-inf")
+
+    def current(self) -> bool:
+        return self._gopher._is_current(self._state, self._generation)
+
+    def _write(self, what: str, fn: Callable[[], None]) -> bool:
+        try:
+            fn()
+        except Exception as error:  # noqa: BLE001 - a failed report must not kill the worker
+            self._log.error("cannot write %s: %s", what, error)
+            return False
+        return True
+
+    def status(self, status: str, reason: str | None = None) -> bool:
+        with self._lock:
+            if not self.current():
+                self._log.info("not writing status %s: the model was deleted or superseded", status)
+                return False
+            if status in ("Ready", "Failed"):
+                self._final = True
+            sink = self._gopher.sink
+            return self._write(f"status {status}", lambda: sink.set_status(self._ref, status, reason=reason))
+
+    def config(self, config: dict[str, Any]) -> bool:
+        with self._lock:
+            if not self.current():
+                return False
+            sink = self._gopher.sink
+            return self._write("config", lambda: sink.set_config(self._ref, config))
+
+    def progress(self, snapshot: Any, *, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._final or not self.current():
+                return
+            if not force and now - self._last_progress < self._gopher.progress_interval:
+                return
+            self._last_progress = now
+            value = progress_object(snapshot)
+            sink = self._gopher.sink
+            self._write("progress", lambda: sink.set_progress(self._ref, value))
+
+
+class Gopher:
+    """Runs :class:`~modelagent.agent.tasks.GopherTask` s against a status sink.
+
+    Args:
+        sink: a :class:`~modelagent.agent.status_sink.StatusSink`.
+        models_root: ``--models-root-dir``; model folders live strictly inside it.
+        workers: download workers (``--num-download-worker``); deletes have their own thread.
+        metrics: a :class:`~modelagent.metrics.Metrics` (optional).
+        read_secret: how to read Secrets for Hugging Face tokens (None: no Secrets, e.g. standalone).
+        cluster_namespace: where ClusterBaseModels' Secrets live (``--namespace``).
+        parse_config: a :data:`ConfigParser` called after a successful download or for a ``local://``
+            model unless the model skips config parsing; default: :func:`default_config`.
+        download_options: :class:`~modelagent.DownloadOptions` for the engine.
+        endpoint: Hugging Face endpoint (default ``HF_ENDPOINT`` or huggingface.co).
+        connections: parallel connections per model download (``--concurrency``).
+        progress_interval: seconds between progress writes per model.
+        download_retry: attempts per download for transient failures (``--download-retry``).
+    """
+
+    def __init__(
+        self,
+        sink: Any,
+        *,
+        models_root: str | os.PathLike[str],
+        workers: int = 5,
+        metrics: Any = None,
+        read_secret: SecretReader | None = None,
+        cluster_namespace: str = "ome",
+        parse_config: ConfigParser | None = None,
+        download_options: DownloadOptions | None = None,
+        endpoint: str | None = None,
+        connections: int | None = None,
+        progress_interval: float = 5.0,
+        download_retry: int = 3,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.sink = sink
+        self.models_root = Path(os.path.abspath(models_root))
+        self.metrics = metrics
+        self.read_secret = read_secret
+        self.cluster_namespace = cluster_namespace
+        self.parse_config = parse_config
+        self.download_options = download_options
+        self.endpoint = endpoint
+        self.connections = connections
+        self.progress_interval = progress_interval
+        self.download_retry = max(1, download_retry)
+        self.destinations = DestinationRegistry()
+        self._workers = workers
+        self._cond = threading.Condition()
+        self._states: dict[str, _ModelState] = {}
+        self._downloads: collections.deque[str] = collections.deque()
+        self._deletes: collections.deque[str] = collections.deque()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._in_progress = 0
+
+    # ------------------------------------------------------------------------------------------------
+    # lifecycle
+
+    def start(self) -> Gopher:
+        """Start the download workers and the delete thread."""
+        with self._cond:
+            if self._threads:
+                raise RuntimeError("Gopher is already running")
+            for i in range(self._workers):
+                self._threads.append(
+                    threading.Thread(target=self._loop, args=(self._downloads,), name=f"gopher-{i}", daemon=True)
+                )
+            self._threads.append(
+                threading.Thread(target=self._loop, args=(self._deletes,), name="gopher-delete", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 8.0) -> bool:
+        """Stop taking tasks, cancel running transfers and wait up to ``timeout`` s for the workers.
+
+        Cancelled downloads write nothing more (their models stay ``Updating`` and their partial files
+        stay resumable for the next start). Returns True when every worker ended in time.
+        """
+        with self._cond:
+            self._stopping = True
+            for state in self._states.values():
+                if state.cancel is not None:
+                    state.cancel.cancel()
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping
+
+    def submit(self, task: GopherTask) -> None:
+        """Queue ``task``; returns at once. Ignored after :meth:`stop`."""
+        key = task.key
+        with self._cond:
+            if self._stopping:
+                _log.info("not queueing %s for %s: shutting down", task.type, task.ref.display)
+                return
+            state = self._states.setdefault(key, _ModelState())
+            if task.type is TaskType.DELETE:
+                state.generation += 1
+                state.queue = [task]
+                if state.scheduled and state.running is None:
+                    # Queued behind busy download workers: move it to the delete thread.
+                    try:
+                        self._downloads.remove(key)
+                    except ValueError:
+                        pass
+                    else:
+                        state.scheduled = False
+                if state.running is not None and state.running.is_download and state.cancel is not None:
+                    state.cancel.cancel()
+            else:
+                state.queue = [t for t in state.queue if not t.is_download] + [task]
+                running = state.running
+                if (
+                    running is not None
+                    and running.is_download
+                    and storage_identity(running.obj) != storage_identity(task.obj)
+                    and state.cancel is not None
+                ):
+                    # The running download fetches what the model no longer asks for.
+                    state.generation += 1
+                    state.cancel.cancel()
+            self._schedule(key, state)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no task runs or waits; True when idle, False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while any(s.running is not None or s.queue for s in self._states.values()):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def busy_keys(self) -> set[str]:
+        """ConfigMap keys of models with a running or waiting task."""
+        with self._cond:
+            return {k for k, s in self._states.items() if s.running is not None or s.queue}
+
+    def outcomes(self) -> dict[str, str]:
+        """The last final status (``Ready``/``Failed``) this Gopher reached per ConfigMap key."""
+        with self._cond:
+            return {k: s.outcome for k, s in self._states.items() if s.outcome is not None}
+
+    # ------------------------------------------------------------------------------------------------
+    # scheduling
+
+    def _schedule(self, key: str, state: _ModelState) -> None:
+        if state.running is not None or state.scheduled or not state.queue:
+            return
+        state.scheduled = True
+        (self._deletes if state.queue[0].type is TaskType.DELETE else self._downloads).append(key)
+        self._cond.notify_all()
+
+    def _is_current(self, state: _ModelState, generation: int) -> bool:
+        with self._cond:
+            return state.generation == generation and not self._stopping
+
+    def _loop(self, ready: collections.deque[str]) -> None:
+        while True:
+            with self._cond:
+                while not ready and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                key = ready.popleft()
+                state = self._states[key]
+                state.scheduled = False
+                if state.running is not None or not state.queue:
+                    continue
+                if (state.queue[0].type is TaskType.DELETE) != (ready is self._deletes):
+                    self._schedule(key, state)
+                    continue
+                task = state.queue.pop(0)
+                state.running = task
+                state.cancel = CancelToken() if task.is_download else None
+                generation = state.generation
+                cancel = state.cancel
+            log = model_logger(_log, task.ref, task=str(task.type))
+            try:
+                if task.type is TaskType.DELETE:
+                    self._run_delete(task, state, log)
+                else:
+                    assert cancel is not None
+                    self._run_download(task, state, generation, cancel, log)
+            except Exception:  # noqa: BLE001 - one model's bug must not stop the worker
+                log.exception("task failed unexpectedly")
+            finally:
+                with self._cond:
+                    state.running = None
+                    state.cancel = None
+                    if task.type is TaskType.DELETE and not state.queue and self._states.get(key) is state:
+                        del self._states[key]
+                    else:
+                        self._schedule(key, state)
+                    self._cond.notify_all()
+
+    # ------------------------------------------------------------------------------------------------
+    # download
+
+    def _fail(self, reporter: _Reporter, state: _ModelState, ref: ModelRef, reason: str, error: Any, log: Any) -> None:
+        log.error("model failed: %s", reason, extra={"status": "Failed", "reason": reason})
+        if not reporter.current():
+            return
+        if self.metrics is not None:
+            self.metrics.download_failed(ref.kind, ref.namespace, ref.name, error)
+        if reporter.status("Failed", reason):
+            with self._cond:
+                state.outcome = "Failed"
+
+    def _run_download(
+        self, task: GopherTask, state: _ModelState, generation: int, cancel: CancelToken, log: Any
+    ) -> None:
+        ref, obj = task.ref, task.obj
+        reporter = _Reporter(self, state, generation, ref, log)
+        if self.metrics is not None:
+            self.metrics.phase("queue", max(0.0, time.monotonic() - task.enqueued_at))
+        try:
+            kind = classify(obj)
+        except InvalidStorageUri as error:
+            reporter.status("Updating")
+            self._fail(reporter, state, ref, str(error), error, log)
+            return
+        if kind.handling is Handling.SKIP:
+            log.info("storage %s:// is not handled by the agent; leaving the model alone", kind.scheme)
+            return
+        identity = storage_identity(obj)
+        with self._cond:
+            unchanged = state.identity == identity and state.outcome == "Ready"
+            failed_same = state.identity == identity and state.outcome == "Failed"
+        if unchanged or (failed_same and task.type is TaskType.DOWNLOAD_OVERRIDE):
+            log.debug("storage unchanged (%s); nothing to do", state.outcome)
+            return
+        if kind.handling is Handling.UNSUPPORTED:
+            reporter.status("Updating")
+            with self._cond:
+                state.identity = identity
+            self._fail(reporter, state, ref, kind.unsupported_reason, "unsupported_storage", log)
+            return
+        if kind.handling is Handling.IN_PLACE:
+            self._use_local(task, kind, state, identity, reporter, log)
+            return
+        self._download_hf(task, kind, state, identity, cancel, reporter, log)
+
+    def _use_local(
+        self, task: GopherTask, kind: StorageKind, state: _ModelState, identity: str, reporter: _Reporter, log: Any
+    ) -> None:
+        ref = task.ref
+        path = Path(kind.parsed.path)
+        reporter.status("Updating")
+        with self._cond:
+            state.identity = identity
+        if not path.is_dir():
+            error = f"local path {str(path)!r} of {kind.uri} does not exist or is not a directory"
+            self._fail(reporter, state, ref, error, "invalid_destination", log)
+            return
+        self._parse(task, path, reporter, log)
+        if reporter.status("Ready"):
+            with self._cond:
+                state.outcome = "Ready"
+                state.uri = kind.uri
+            log.info("model ready in place at %s", path, extra={"status": "Ready", "dest": str(path)})
+
+    def _parse(self, task: GopherTask, folder: Path, reporter: _Reporter, log: Any) -> None:
+        if skips_config_parsing(task.obj):
+            log.info("config parsing skipped by annotation %s", SKIP_CONFIG_PARSING_ANNOTATION)
+            return
+        if not reporter.current():
+            return
+        started = time.monotonic()
+        try:
+            if self.parse_config is None:
+                config: dict[str, Any] | None = default_config(folder)
+            else:
+                config = self.parse_config(task.ref, task.obj, folder)
+            if config is not None:
+                reporter.config(config)
+        except Exception as error:  # noqa: BLE001 - metadata is best effort; the files are in place
+            log.warning("cannot read the model's metadata: %s", error)
+        finally:
+            if self.metrics is not None:
+                self.metrics.phase("parse", time.monotonic() - started)
+
+    def _download_hf(
+        self,
+        task: GopherTask,
+        kind: StorageKind,
+        state: _ModelState,
+        identity: str,
+        cancel: CancelToken,
+        reporter: _Reporter,
+        log: Any,
+    ) -> None:
+        ref, obj = task.ref, task.obj
+        try:
+            dest = resolve_destination(obj, ref, self.models_root)
+            self.destinations.claim(ref.configmap_key, dest, ref.display)
+        except DestinationError as error:
+            reporter.status("Updating")
+            self._fail(reporter, state, ref, str(error), "invalid_destination", log)
+            return
+        log = model_logger(_log, ref, task=str(task.type), uri=kind.uri, dest=str(dest))
+        reporter._log = log
+        if not reporter.status("Updating"):
+            return
+        with self._cond:
+            state.identity = identity
+            previous_dest, previous_uri = state.dest, state.uri
+        if previous_dest != dest:
+            previous_uri = self._recorded_uri(dest)
+        staging: Path | None = None
+        if previous_uri is not None and previous_uri != kind.uri and dest.is_dir() and any(dest.iterdir()):
+            digest = hashlib.sha256(kind.uri.encode()).hexdigest()[:8]
+            staging = dest.with_name(f"{dest.name}.next-{digest}")
+            self.destinations.add(ref.configmap_key, staging, ref.display)
+        target = staging or dest
+        token = hf_token(obj, ref, read_secret=self.read_secret, cluster_namespace=self.cluster_namespace, log=log)
+        log.info("downloading %s into %s", kind.uri, target)
+        started = time.monotonic()
+        if self.metrics is not None:
+            with self._cond:
+                self._in_progress += 1
+                self.metrics.set_in_progress(self._in_progress)
+        try:
+            attempt = 1
+            while True:
+                try:
+                    result = hf_download(
+                        kind.uri,
+                        target,
+                        token=token,
+                        cancel=cancel,
+                        progress=lambda snap: reporter.progress(snap),
+                        options=self.download_options,
+                        endpoint=self.endpoint,
+                        connections=self.connections,
+                    )
+                    break
+                except _PERMANENT_ERRORS:
+                    raise
+                except _TRANSIENT_ERRORS as error:
+                    if isinstance(error, CancelledError) or attempt >= self.download_retry:
+                        raise
+                    wait = min(2.0**attempt, 30.0)
+                    log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt, self.download_retry,
+                                " ".join(str(error).split()), wait)
+                    if _wait_cancelled(cancel, wait):
+                        raise CancelledError("download cancelled") from error
+                    attempt += 1
+        except CancelledError:
+            log.info("download cancelled; partial files stay resumable in %s", target)
+            return
+        except Exception as error:  # noqa: BLE001 - any failure of this model is reported on it alone
+            self._fail(reporter, state, ref, " ".join(str(error).split()) or type(error).__name__, error, log)
+            return
+        finally:
+            if self.metrics is not None:
+                with self._cond:
+                    self._in_progress -= 1
+                    self.metrics.set_in_progress(self._in_progress)
+        seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.phase("transfer", seconds)
+            if result.bytes_fetched:
+                self.metrics.bytes_downloaded(ref.kind, ref.namespace, ref.name, int(result.bytes_fetched))
+        if not reporter.current():
+            log.info("download finished after the model was deleted or changed; discarding the outcome")
+            return
+        if staging is not None:
+            retired = swap_directories(staging, dest)
+            shutil.rmtree(retired, ignore_errors=True)
+            self.destinations.release(ref.configmap_key, staging)
+            log.info("new files swapped in at %s", dest)
+        if previous_dest is not None and previous_dest != dest:
+            self._remove_folder(previous_dest, ref, log)
+        with self._cond:
+            state.dest = dest
+            state.uri = kind.uri
+        self._parse(task, dest, reporter, log)
+        if self.metrics is not None:
+            self.metrics.download_succeeded(ref.kind, ref.namespace, ref.name, seconds)
+        if reporter.status("Ready"):
+            with self._cond:
+                state.outcome = "Ready"
+            log.info(
+                "model ready: %d files, %d bytes fetched in %.1f s",
+                len(result.files),
+                result.bytes_fetched,
+                seconds,
+                extra={"status": "Ready"},
+            )
+
+    @staticmethod
+    def _recorded_uri(dest: Path) -> str | None:
+        try:
+            record = read_record(dest)
+        except Exception:  # noqa: BLE001 - an unreadable record means "unknown", resolved by the download
+            return None
+        return None if record is None else str(record.get("uri"))
+
+    def _remove_folder(self, folder: Path, ref: ModelRef, log: Any) -> None:
+        owner = self.destinations.owner(folder)
+        if owner is not None and owner != ref.configmap_key:
+            log.warning("not removing %s: it belongs to another model now", folder)
+            return
+        root = self.models_root
+        if folder == root or root not in folder.parents:
+            log.warning("not removing %s: not a model folder inside %s", folder, root)
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed %s", folder)
+
+    # ------------------------------------------------------------------------------------------------
+    # delete
+
+    def _run_delete(self, task: GopherTask, state: _ModelState, log: Any) -> None:
+        ref, obj = task.ref, task.obj
+        with self._cond:
+            known_dest = state.dest
+        try:
+            kind: StorageKind | None = classify(obj)
+        except InvalidStorageUri:
+            kind = None
+        folders: list[Path] = []
+        if known_dest is not None:
+            folders.append(known_dest)
+        elif kind is not None and kind.handling is Handling.DOWNLOAD:
+            try:
+                folders.append(resolve_destination(obj, ref, self.models_root))
+            except DestinationError:
+                pass
+        for folder in folders:
+            for leftover in folder.parent.glob(f"{folder.name}.next-*") if folder.parent.is_dir() else ():
+                self._remove_folder(leftover, ref, log)
+            if folder.exists():
+                self._remove_folder(folder, ref, log)
+        self.destinations.release(ref.configmap_key)
+        try:
+            self.sink.remove(ref)
+        except Exception as error:  # noqa: BLE001 - reported; the next heal or delete retries
+            log.error("cannot remove the model's label and entry: %s", error)
+        if self.metrics is not None:
+            self.metrics.forget_model(ref.kind, ref.namespace, ref.name)
+        with self._cond:
+            state.dest = None
+            state.identity = state.uri = state.outcome = None
+        log.info("model deleted from this node")
+
+
+__all__ = [
+    "SKIP_CONFIG_PARSING_ANNOTATION",
+    "ConfigParser",
+    "default_config",
+    "Gopher",
+    "progress_object",
+    "skips_config_parsing",
+    "storage_identity",
+    "swap_directories",
+]
