@@ -63,6 +63,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--progress-interval", "float", 5.0, "seconds between progress updates of a downloading model",
            minimum=0.1),
     Option("--once", "bool", False, "standalone: process every model to a final state, print the table, exit"),
+    Option("--demo-hub", "bool", False, "standalone: serve the bundled example model as hf://modelagent/tiny-llama "
+           "from a local fake hub on 127.0.0.1 (offline demo)"),
 )
 
 _BY_DEST = {o.dest: o for o in OPTIONS}
@@ -88,6 +90,7 @@ class Settings:
     reconcile_interval: float = 300.0
     progress_interval: float = 5.0
     once: bool = False
+    demo_hub: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -164,8 +167,9 @@ def resolve(args: argparse.Namespace | Mapping[str, Any], environ: Mapping[str, 
         parse_level(values["log_level"])
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if values["once"] and values["standalone"] is None:
-        raise ConfigError("--once needs --standalone MODELS.yaml")
+    for flag in ("once", "demo_hub"):
+        if values[flag] and values["standalone"] is None:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs --standalone MODELS.yaml")
     if not values["node_name"]:
         if values["standalone"] is None:
             raise ConfigError(

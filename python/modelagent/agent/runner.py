@@ -28,6 +28,9 @@ from modelagent.agent.model_ref import ModelRef
 
 _log = logging.getLogger("modelagent.agent.runner")
 
+DEMO_REPO = "modelagent/tiny-llama"
+"""Repository id under which ``--demo-hub`` serves the bundled example model."""
+
 SHUTDOWN_BUDGET = 8.0
 """Seconds the workers get to end after SIGTERM (Kubernetes' default grace period is 30 s; we promise 10)."""
 
@@ -49,6 +52,7 @@ class AgentRunner:
         self.source: Any = None
         self.server: Any = None
         self._api_client: Any = None
+        self._demo_hub: Any = None
         self._signals = 0
 
     # ------------------------------------------------------------------------------------------------
@@ -67,6 +71,9 @@ class AgentRunner:
         options = DownloadOptions(connections_per_file=settings.multipart_concurrency)
         read_secret = None
         parse_config = None
+        endpoint = None
+        if settings.demo_hub:
+            endpoint = self._start_demo_hub()
         if settings.is_standalone:
             from modelagent.agent.file_sink import FileStatusSink
 
@@ -83,6 +90,7 @@ class AgentRunner:
             parse_config=parse_config,
             download_options=options,
             connections=settings.concurrency,
+            endpoint=endpoint,
             progress_interval=settings.progress_interval,
             download_retry=settings.download_retry,
         )
@@ -105,6 +113,17 @@ class AgentRunner:
             readiness=lambda: True if self.source.is_ready() else "models not loaded yet",
             port=settings.port,
         )
+
+    def _start_demo_hub(self) -> str:
+        from modelagent.metadata import example_model_path
+        from modelagent.testing.hf_hub import FakeHub
+
+        folder = example_model_path()
+        files = {p.name: p for p in sorted(folder.iterdir()) if p.is_file()}
+        self._demo_hub = FakeHub(cdn_host="127.0.0.1").start()
+        self._demo_hub.add_repo(DEMO_REPO, files)
+        _log.info("demo hub serving hf://%s from %s at %s", DEMO_REPO, folder, self._demo_hub.url)
+        return str(self._demo_hub.url)
 
     def _build_kubernetes(self) -> tuple[Any, Any]:
         from kubernetes import client, config
@@ -214,6 +233,8 @@ class AgentRunner:
             self.server.stop()
         if self._api_client is not None:
             self._api_client.close()
+        if self._demo_hub is not None:
+            self._demo_hub.stop()
         _log.info("model agent stopped")
 
 
@@ -236,4 +257,4 @@ def print_status_table(entries: dict[str, Any], stream: TextIO) -> None:
     stream.flush()
 
 
-__all__ = ["SHUTDOWN_BUDGET", "AgentRunner", "print_status_table"]
+__all__ = ["DEMO_REPO", "SHUTDOWN_BUDGET", "AgentRunner", "print_status_table"]
