@@ -77,6 +77,7 @@ fs::path walk_for_config(const fs::path& root, const ConfigWalkLimits& limits, b
 }  // namespace
 
 ModelConfigLocation locate_model_config(const fs::path& path, const ConfigWalkLimits& limits) {
+  if (path.empty()) throw ModelConfigError("the model path is empty");
   std::error_code ec;
   fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {

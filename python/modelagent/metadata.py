@@ -178,7 +178,10 @@ def inspect_model(path: str | os.PathLike[str]) -> ModelMetadata:
     config.json, and :class:`modelagent.SafetensorsError` for a malformed safetensors header; messages name
     the file at fault.
     """
-    raw = _core.inspect_model(os.fspath(path))
+    fspath = os.fspath(path)
+    if "\0" in fspath:
+        raise _core.ModelConfigError(f"model path {fspath!r} contains a NUL character")
+    raw = _core.inspect_model(fspath)
     detail = raw.quantization_detail
     return ModelMetadata(
         model_type=raw.model_type,

@@ -132,6 +132,10 @@ TEST(LocateConfig, MissingDirectory) {
             "model directory " + (d / "nope").string() + " does not exist");
 }
 
+TEST(LocateConfig, EmptyPath) {
+  EXPECT_EQ(error_of([&] { locate_model_config(""); }), "the model path is empty");
+}
+
 TEST(LoadConfig, ParsesAnObject) {
   TempDir d;
   write_file(d / "config.json", R"({"model_type": "llama", "eos_token_id": [1, 2]})");

@@ -279,6 +279,12 @@ def test_missing_directory_is_a_model_config_error(tmp_path: Path) -> None:
     assert isinstance(info.value, modelagent.ModelAgentError)
 
 
+@pytest.mark.parametrize(("path", "message"), [("", "the model path is empty"), ("a\0b", "contains a NUL character")])
+def test_unusable_paths_are_model_config_errors(path: str, message: str) -> None:
+    with pytest.raises(ModelConfigError, match=message):
+        inspect_model(path)
+
+
 def test_directory_without_config(tmp_path: Path) -> None:
     with pytest.raises(ModelConfigError) as info:
         inspect_model(tmp_path)
