@@ -13,7 +13,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, Union
+from typing import Protocol
 
 __all__ = [
     "CallbackCheck",
@@ -23,7 +23,7 @@ __all__ = [
     "ModelAgentHealthCheck",
 ]
 
-CheckCallback = Callable[[], Union[bool, str, None]]
+CheckCallback = Callable[[], bool | str | None]
 """A callback check: ``True`` or ``None`` means healthy; ``False`` or a non-empty reason means failing."""
 
 

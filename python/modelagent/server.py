@@ -86,6 +86,8 @@ class AgentServer:
         """Configure the server; nothing listens until :meth:`start`."""
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout must be positive seconds, got {request_timeout!r}")
         self._metrics = metrics
         ping = _Ping()
         live: list[HealthCheck] = [ping]

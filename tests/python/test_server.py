@@ -390,6 +390,8 @@ def test_port_in_use_is_a_clear_error(models_root: Path) -> None:
 def test_bad_port_is_refused() -> None:
     with pytest.raises(ValueError, match="port must be in 0..65535"):
         AgentServer(Metrics("t"), ModelAgentHealthCheck("/"), port=70000)
+    with pytest.raises(ValueError, match="request_timeout must be positive"):
+        AgentServer(Metrics("t"), ModelAgentHealthCheck("/"), request_timeout=0)
 
 
 def test_ipv6_loopback(models_root: Path) -> None:
