@@ -39,10 +39,12 @@ constexpr std::array<double, 23> kPhaseBuckets = {0.01, 0.025, 0.05, 0.1,  0.25,
                                                   1200, 1800,  3600, 7200, 10800, 14400, 21600};
 
 constexpr std::array<std::string_view, 17> kFailureReasons = {
-    "rate_limited",     "unauthorized",        "gated",       "not_found",    "http_error",
-    "download",         "verification",        "disk_space",  "unsafe_path",  "invalid_storage_uri",
-    "unsupported_storage", "invalid_destination", "credentials", "model_config", "kubernetes",
-    "cancelled",        "other"};
+    "rate_limited",        "unauthorized", "gated",         "not_found",
+    "http_error",          "download",     "verification",  "disk_space",
+    "unsafe_path",         "invalid_storage_uri",           "unsupported_storage",
+    "invalid_destination", "credentials",  "model_config",  "kubernetes",
+    "cancelled",           "other",
+};
 
 constexpr std::array<std::string_view, 4> kPhaseNames = {"queue", "transfer", "verify", "parse"};
 
