@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "modelagent/errors.hpp"
@@ -496,4 +497,52 @@ TEST(InspectModel, ModelConfigCapsMaxTokensAndSkipsUnknownFormat) {
   EXPECT_EQ(c.model_framework->name, "transformers");
   EXPECT_FALSE(c.model_framework->version.has_value());
   EXPECT_EQ(c.quantization, "int4");
+}
+
+// Reference §6.2 lists the 30 model types OME's parser supports; each parses here too, and those
+// without architectures get the class OME assumes.
+TEST(InspectModel, EveryModelTypeOmeSupports) {
+  const std::map<std::string, std::string> types = {
+      {"llama", "LlamaForCausalLM"},
+      {"llama4", "Llama4ForConditionalGeneration"},
+      {"mllama", "MllamaForConditionalGeneration"},
+      {"mistral", "MistralForCausalLM"},
+      {"mixtral", "MixtralForCausalLM"},
+      {"qwen2", ""},
+      {"qwen2_vl", ""},
+      {"phi", ""},
+      {"phi3_v", ""},
+      {"gemma", ""},
+      {"gemma2", ""},
+      {"deepseek_v3", ""},
+      {"kimi_k2", ""},
+      {"deepseek_vl_v2", "DeepseekVLV2ForCausalLM"},
+      {"janus", "JanusMultiModalityCausalLM"},
+      {"multi_modality", "JanusMultiModalityCausalLM"},
+      {"llava", ""},
+      {"bert", ""},
+      {"chatglm", ""},
+      {"baichuan", ""},
+      {"cohere", ""},
+      {"command-r", ""},
+      {"dbrx", "DbrxForCausalLM"},
+      {"exaone", ""},
+      {"internlm", ""},
+      {"internlm2", ""},
+      {"minicpm", ""},
+      {"minicpm3", ""},
+      {"stablelm", ""},
+      {"xverse", ""},
+  };
+  ASSERT_EQ(types.size(), 30u);
+  for (const auto& [type, default_architecture] : types) {
+    SCOPED_TRACE(type);
+    ModelMetadata m = metadata_from_config({{"model_type", type}, {"max_position_embeddings", 4096}});
+    EXPECT_EQ(m.model_type, type);
+    EXPECT_EQ(m.architecture, default_architecture);
+    EXPECT_EQ(m.context_length, 4096u);
+    EXPECT_EQ(m.capabilities.size(), 1u);
+    json with_arch = {{"model_type", type}, {"architectures", {"SomeForCausalLM"}}};
+    EXPECT_EQ(metadata_from_config(with_arch).architecture, "SomeForCausalLM");
+  }
 }
