@@ -342,6 +342,8 @@ class Informer:
         self._last_error: InformerError | None = None
         self._lists = 0
         self._watches = 0
+        self._events = 0
+        self._events_at_list = -1
 
     # ------------------------------------------------------------------ constructors
 
@@ -499,6 +501,14 @@ class Informer:
             except _Relist as exc:
                 logger.info("informer %s: %s; listing again", self.name, exc)
                 need_list = True
+                if self._lists > 1 and self._events_at_list == self._events:
+                    # Expired again without a single event since the previous re-list: do not loop.
+                    delay = self._backoff.next()
+                    self._report("watch", f"{exc} again right after listing", 410, delay, None)
+                    try:
+                        self._sleep(delay)
+                    except _Stopped:
+                        break
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything and retry
                 try:
                     self._fail("list" if need_list else "watch", exc)
@@ -517,6 +527,7 @@ class Informer:
         entries: dict[ObjectKey, _Entry] = {}
         resource_version = ""
         token: str | None = None
+        position = -1
         paged = self.config.page_size > 0
         while True:
             kwargs: dict[str, Any] = {}
@@ -531,7 +542,7 @@ class Informer:
                     # The continue token expired: list everything again in one response.
                     logger.info("informer %s: list continue token expired; listing without pages", self.name)
                     entries.clear()
-                    resource_version, token, paged = "", None, False
+                    resource_version, token, paged, position = "", None, False, -1
                     continue
                 raise
             try:
@@ -545,10 +556,10 @@ class Informer:
                 if not isinstance(resource_version, str) or not resource_version:
                     raise ValueError(f"list of {self.name} has no metadata.resourceVersion")
             for item in page["items"]:
-                if not isinstance(item, dict):
-                    raise ValueError(f"list of {self.name} has an item that is not an object")
-                entry, key = self._make_entry(item)
-                entries[key] = entry
+                position += 1
+                made = self._make_entry(item, f"item {position} of the list of {self.name}", "list")
+                if made is not None:
+                    entries[made[1]] = made[0]
             del page
             token = metadata.get("continue") or None
             if not token:
@@ -556,6 +567,7 @@ class Informer:
             if self._stop.is_set():
                 raise _Stopped()
         self._lists += 1
+        self._events_at_list = self._events
         self._replace(entries, resource_version)
         self._backoff.reset()
         self._last_error = None
@@ -576,11 +588,18 @@ class Informer:
             page["items"] = []
         return page
 
-    def _make_entry(self, obj: dict[str, Any]) -> tuple[_Entry, ObjectKey]:
-        if self._transform is not None:
-            obj = self._transform(obj)
-        key = _object_key(obj)
-        raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    def _make_entry(self, obj: Any, where: str, phase: str) -> tuple[_Entry, ObjectKey] | None:
+        """The cache entry of ``obj``; None (reported, skipped) for an object that cannot be cached."""
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError(f"not an object but {type(obj).__name__}")
+            if self._transform is not None:
+                obj = self._transform(obj)
+            key = _object_key(obj)
+            raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        except Exception as exc:  # noqa: BLE001 - one bad object (or transform bug) must not block the rest
+            self._report(phase, f"skipping {where}: {exc}", None, 0.0, exc)
+            return None
         return _Entry(_metadata_str(obj, "uid"), _metadata_str(obj, "resourceVersion"), raw), key
 
     def _replace(self, entries: dict[ObjectKey, _Entry], resource_version: str) -> None:
@@ -669,6 +688,7 @@ class Informer:
                 raise _Relist(f"watch of {self.name} expired: {message}")
             raise ApiException(status=code if isinstance(code, int) else 0,
                                reason=f"ERROR event in the watch of {self.name}: {message}")
+        self._events += 1
         resource_version = _metadata_str(obj, "resourceVersion")
         if kind == "BOOKMARK":
             if resource_version:
@@ -678,15 +698,18 @@ class Informer:
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             logger.warning("informer %s: ignoring watch event of unknown type %r", self.name, kind)
             return
-        entry, key = self._make_entry(obj)
+        made = self._make_entry(obj, f"a {kind} event in the watch of {self.name}", "watch")
         with self._lock:
+            if resource_version:
+                self._resource_version = resource_version
+            if made is None:
+                return
+            entry, key = made
             old = self._cache.get(key)
             if kind == "DELETED":
                 self._cache.pop(key, None)
             elif old is None or old.uid != entry.uid or old.resource_version != entry.resource_version:
                 self._cache[key] = entry
-            if resource_version:
-                self._resource_version = resource_version
         if kind == "DELETED":
             self._deliver_delete(entry)
         elif old is None or old.uid != entry.uid or old.resource_version != entry.resource_version:

@@ -625,16 +625,18 @@ def test_malformed_list_and_watch_answers_are_reported(kube: FakeKubeAPI) -> Non
     good_list = json.dumps({"kind": "BaseModelList", "metadata": {"resourceVersion": "7"},
                             "items": [base_model("m1") | {"metadata": {
                                 "name": "m1", "namespace": "ome", "uid": "u1", "resourceVersion": "7",
-                                "managedFields": [{"manager": "kubectl", "operation": "Update"}]}}]})
+                                "managedFields": [{"manager": "kubectl", "operation": "Update"}]}},
+                                      {"metadata": {"namespace": "ome"}}, "junk"]})
     event = json.dumps({"type": "ADDED", "object": {"metadata": {"name": "m2", "namespace": "ome", "uid": "u2",
                                                                  "resourceVersion": "8"}}}).encode()
+    nameless = json.dumps({"type": "MODIFIED", "object": {"metadata": {"resourceVersion": "9"}}}).encode()
     answers = [
         _ScriptedResponse(b"<html>proxy error</html>"),
         _ScriptedResponse(json.dumps({"metadata": {}, "items": []}).encode()),
         _ScriptedResponse(json.dumps({"metadata": {"resourceVersion": "7"}, "items": "nope"}).encode()),
         _ScriptedResponse(good_list.encode()),
         # An event split over two chunks, then a line that is not JSON.
-        _ScriptedResponse(lines=[event[:20], event[20:] + b"\n{not json\n"]),
+        _ScriptedResponse(lines=[event[:20], event[20:] + b"\n" + nameless + b"\n{not json\n"]),
     ]
     calls: list[dict[str, Any]] = []
     done = threading.Event()
@@ -656,8 +658,36 @@ def test_malformed_list_and_watch_answers_are_reported(kube: FakeKubeAPI) -> Non
     assert "list of scripted is not JSON" in messages[0]
     assert "has no metadata.resourceVersion" in messages[1]
     assert "not a List object with an items array" in messages[2]
-    assert "sent a line that is not JSON" in messages[3] and "{not json" in messages[3]
+    # Objects that cannot be cached are skipped and reported; the others are not held back.
+    assert messages[3] == "skipping item 1 of the list of scripted: object has no metadata.name"
+    assert messages[4] == "skipping item 2 of the list of scripted: not an object but str"
+    assert messages[5] == "skipping a MODIFIED event in the watch of scripted: object has no metadata.name"
+    assert "sent a line that is not JSON" in messages[6] and "{not json" in messages[6]
+    assert all(e.retry_in == 0 for e in recorder.errors[3:6])
     assert recorder.summary() == [("add", "m1"), ("add", "m2")]
     assert "managedFields" not in recorder.events[0][2]["metadata"]
     assert calls[4]["watch"] is True and calls[4]["resource_version"] == "7"
-    assert calls[5]["resource_version"] == "8"
+    assert calls[5]["resource_version"] == "9"
+
+
+def test_repeated_expiry_right_after_listing_backs_off() -> None:
+    listing = json.dumps({"metadata": {"resourceVersion": "5"}, "items": []}).encode()
+    expired = json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired",
+                                                      "message": "too old resource version: 5 (9)"}}).encode()
+    calls: list[dict[str, Any]] = []
+
+    def list_func(**kwargs: Any) -> _ScriptedResponse:
+        calls.append(kwargs)
+        return _ScriptedResponse(lines=[expired + b"\n"]) if kwargs.get("watch") else _ScriptedResponse(listing)
+
+    recorder = Recorder()
+    informer = Informer("expiring", list_func, config=FAST, on_error=recorder.on_error).start()
+    try:
+        error = recorder.wait_error(lambda e: e.status == 410, "the repeated expiry to be reported")
+    finally:
+        assert informer.stop(timeout=WAIT)
+    assert "expired: too old resource version: 5 (9) again right after listing" in error.message
+    assert error.retry_in > 0
+    # list, watch (410), list, watch (410): only the second expiry is suspicious.
+    assert [bool(c.get("watch")) for c in calls[:4]] == [False, True, False, True]
+    assert informer.list_count >= 2
