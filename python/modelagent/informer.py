@@ -31,8 +31,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -250,26 +250,21 @@ def _iter_lines(response: Any) -> Iterator[bytes]:
 
 def _abort_response(response: Any) -> None:
     """Unblock a thread reading ``response``: shut the socket down (a plain close does not wake recv)."""
-    shutdown = getattr(response, "shutdown", None)
+    shutdown = getattr(response, "shutdown", None)  # urllib3 >= 2.3
     if callable(shutdown):
         try:
             shutdown()
             return
-        except Exception:  # noqa: BLE001 - best effort, fall back below
-            pass
+        except Exception as exc:  # best effort: fall back to the socket below
+            logger.debug("response.shutdown() failed: %s", exc)
     connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
     sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
-            import socket
-
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
     try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
         response.close()
-    except Exception:  # noqa: BLE001 - the reader thread sees the failure and ends
-        pass
+    except Exception as exc:  # the reader thread sees the failure and ends either way
+        logger.debug("aborting a watch response failed: %s", exc)
 
 
 class Informer:
@@ -348,7 +343,7 @@ class Informer:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def for_base_models(cls, api_client: Any, **options: Any) -> "Informer":
+    def for_base_models(cls, api_client: Any, **options: Any) -> Informer:
         """BaseModels in every namespace (``/apis/ome.io/v1beta1/basemodels``)."""
         from kubernetes import client
 
@@ -357,7 +352,7 @@ class Informer:
                    list_args=(OME_GROUP, OME_VERSION, "basemodels"), **options)
 
     @classmethod
-    def for_cluster_base_models(cls, api_client: Any, **options: Any) -> "Informer":
+    def for_cluster_base_models(cls, api_client: Any, **options: Any) -> Informer:
         """ClusterBaseModels (``/apis/ome.io/v1beta1/clusterbasemodels``)."""
         from kubernetes import client
 
@@ -366,7 +361,7 @@ class Informer:
                    list_args=(OME_GROUP, OME_VERSION, "clusterbasemodels"), **options)
 
     @classmethod
-    def for_node(cls, api_client: Any, node_name: str, **options: Any) -> "Informer":
+    def for_node(cls, api_client: Any, node_name: str, **options: Any) -> Informer:
         """The single Node ``node_name`` (field selector ``metadata.name=<node>``), as a dict."""
         from kubernetes import client
 
@@ -392,7 +387,7 @@ class Informer:
         if self._thread is not None:
             raise RuntimeError(f"informer {self.name}: {what} must be called before start()")
 
-    def start(self) -> "Informer":
+    def start(self) -> Informer:
         """Start the background thread (list, then watch); returns self."""
         if self._thread is not None:
             raise RuntimeError(f"informer {self.name} was already started")
@@ -419,10 +414,10 @@ class Informer:
         thread.join(self.config.stop_timeout if timeout is None else timeout)
         return not thread.is_alive()
 
-    def __enter__(self) -> "Informer":
+    def __enter__(self) -> Informer:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -666,8 +661,8 @@ class Informer:
             try:
                 response.close()
                 response.release_conn()
-            except Exception:  # noqa: BLE001 - the connection is discarded either way
-                pass
+            except Exception as exc:  # the connection is discarded either way
+                logger.debug("informer %s: closing the watch response failed: %s", self.name, exc)
         if received == 0:
             # A stream that ends without a single event: do not reconnect in a tight loop.
             self._sleep(self._backoff.next())
@@ -741,7 +736,7 @@ class Informer:
     def _invoke(self, handler: Callable[..., None], *args: Any) -> None:
         try:
             handler(*args)
-        except Exception:  # noqa: BLE001 - a faulty handler must not stop the informer
+        except Exception:  # a faulty handler must not stop the informer
             logger.exception("informer %s: handler %s raised", self.name, getattr(handler, "__qualname__", handler))
 
     def _fail(self, phase: str, exc: BaseException) -> None:
@@ -777,7 +772,7 @@ class Informer:
         for callback in self._error_handlers:
             try:
                 callback(error)
-            except Exception:  # noqa: BLE001 - a faulty callback must not stop the informer
+            except Exception:  # a faulty callback must not stop the informer
                 logger.exception("informer %s: error callback raised", self.name)
 
     def _sleep(self, seconds: float) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-
 from modelagent.eligibility import Eligibility, is_eligible, match_node_selector, node_to_dict
 
 NODE_NAME = "test-node"

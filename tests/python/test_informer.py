@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-
 from modelagent.informer import Informer, InformerConfig, InformerError, strip_server_fields
 from modelagent.testing.kube_api import FakeKubeAPI
 from modelagent.testing.kube_fixtures import fake_kube, fake_kube_factory  # noqa: F401 - fixtures
@@ -87,7 +86,7 @@ class Recorder:
         with self._cond:
             return [(kind, name_of(new)) for kind, _, new in self.events]
 
-    def wait(self, predicate: Callable[["Recorder"], bool], what: str, timeout: float = WAIT) -> None:
+    def wait(self, predicate: Callable[[Recorder], bool], what: str, timeout: float = WAIT) -> None:
         with self._cond:
             if not self._cond.wait_for(lambda: predicate(self), timeout):
                 raise AssertionError(f"timed out waiting for {what}; events {self.summary()}, "
