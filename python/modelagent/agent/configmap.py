@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from modelagent._core import ModelEntry
+from modelagent._core import ModelEntry, ModelEntryError
 from modelagent.agent.model_ref import ModelRef
 from modelagent.agent.status_sink import (
     check_status,
@@ -181,7 +181,7 @@ class ConfigMapReconciler:
         for key, text in stored.items():
             try:
                 entries[key] = ModelEntry.from_json(text, key=key)
-            except ValueError as error:
+            except (ModelEntryError, ValueError) as error:
                 _log.warning("ignoring unreadable ConfigMap entry %r: %s", key, error)
         with self._lock:
             for key, entry in self._desired.items():
@@ -199,9 +199,11 @@ class ConfigMapReconciler:
         key = ref.configmap_key
         with self._lock:
             result: dict[str, Any] | None = None
+            sent: dict[str, str] | None = None
 
             def mutate(data: dict[str, str]) -> bool:
-                nonlocal result
+                nonlocal result, sent
+                sent = data
                 base = self._desired.get(key) or parse_entry(data.get(key), key)
                 result = change(base)
                 if result is None:
@@ -214,6 +216,9 @@ class ConfigMapReconciler:
 
             try:
                 self._write(mutate, create=True, what=f"writing {ref.display}")
+                if result is not None and sent is not None and key in sent:
+                    # what was stored, after the size guard may have trimmed it
+                    result = parse_entry(sent[key], key) or result
             except Exception:
                 # Remember the intent anyway: heal() writes it once the API server is reachable again.
                 if result is None:

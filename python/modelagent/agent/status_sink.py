@@ -12,7 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from modelagent._core import ModelEntry, parse_configmap_key
+from modelagent._core import ModelEntry, ModelEntryError, parse_configmap_key
 
 if TYPE_CHECKING:
     from modelagent.agent.model_ref import ModelRef
@@ -82,7 +82,7 @@ def parse_entry(text: str | bytes | None, key: str) -> dict[str, Any] | None:
         return None
     try:
         return ModelEntry.from_json(text, key=key).to_dict()
-    except (ValueError, TypeError):
+    except (ModelEntryError, ValueError, TypeError):
         return None
 
 
