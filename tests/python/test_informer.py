@@ -669,6 +669,37 @@ def test_malformed_list_and_watch_answers_are_reported(kube: FakeKubeAPI) -> Non
     assert calls[5]["resource_version"] == "9"
 
 
+def test_expired_continue_token_lists_again_without_pages() -> None:
+    def item(name: str, rv: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "ome", "uid": f"uid-{name}", "resourceVersion": rv}}
+
+    first_page = {"metadata": {"resourceVersion": "10", "continue": "token-1"}, "items": [item("a", "3")]}
+    everything = {"metadata": {"resourceVersion": "12"}, "items": [item("a", "3"), item("b", "11")]}
+    calls: list[dict[str, Any]] = []
+    listed = threading.Event()
+
+    def list_func(**kwargs: Any) -> _ScriptedResponse:
+        calls.append(kwargs)
+        if kwargs.get("watch"):
+            listed.set()
+            return _ScriptedResponse(lines=[])
+        if kwargs.get("_continue"):
+            raise ApiException(status=410, reason="Expired")
+        return _ScriptedResponse(json.dumps(first_page if "limit" in kwargs else everything).encode())
+
+    recorder = Recorder()
+    informer = Informer("paged", list_func, config=dataclasses.replace(FAST, page_size=1), **recorder.handlers())
+    informer.start()
+    try:
+        assert listed.wait(WAIT)
+    finally:
+        assert informer.stop(timeout=WAIT)
+    assert [(c.get("limit"), c.get("_continue")) for c in calls[:3]] == [(1, None), (1, "token-1"), (None, None)]
+    assert recorder.summary() == [("add", "a"), ("add", "b")]
+    assert calls[3]["resource_version"] == "12"
+    assert not recorder.errors
+
+
 def test_repeated_expiry_right_after_listing_backs_off() -> None:
     listing = json.dumps({"metadata": {"resourceVersion": "5"}, "items": []}).encode()
     expired = json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired",
