@@ -226,6 +226,47 @@ def test_eligibility_transitions_on_model_update(ready: Harness, label: str) -> 
     assert ready.recorder.take() == [("Delete" if label.startswith("eligible") else "Download", key(obj))]
 
 
+def affinity(*expressions: dict[str, Any], fields: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    term: dict[str, Any] = {"matchExpressions": list(expressions)}
+    if fields:
+        term["matchFields"] = fields
+    return {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+
+
+# OME scout_test cases as the Scout sees them, on a node labelled gpu-model=a10, memory=32Gi, cpu=8 (and gpu=a100);
+# NotIn on a missing label matches, as in the scheduler (OME defect 19).
+@pytest.mark.parametrize(("placement", "downloads"), [
+    ({}, True),
+    ({"nodeSelector": {"gpu-model": "a10"}}, True),
+    ({"nodeSelector": {"gpu-model": "h100"}}, False),
+    ({"nodeAffinity": affinity({"key": "gpu-model", "operator": "In", "values": ["a10", "t4"]})}, True),
+    ({"nodeAffinity": affinity({"key": "gpu-model", "operator": "NotIn", "values": ["a10"]})}, False),
+    ({"nodeAffinity": affinity({"key": "zone", "operator": "NotIn", "values": ["z1"]})}, True),
+    ({"nodeAffinity": affinity({"key": "zone", "operator": "Exists"})}, False),
+    ({"nodeAffinity": affinity({"key": "zone", "operator": "DoesNotExist"})}, True),
+    ({"nodeAffinity": affinity({"key": "cpu", "operator": "Gt", "values": ["4"]})}, True),
+    ({"nodeAffinity": affinity({"key": "cpu", "operator": "Lt", "values": ["4"]})}, False),
+    ({"nodeAffinity": affinity(fields=[{"key": "metadata.name", "operator": "In", "values": [NODE]}])}, True),
+    ({"nodeAffinity": affinity(fields=[{"key": "metadata.name", "operator": "In", "values": ["other"]}])}, False),
+    ({"nodeSelector": {"gpu-model": "a10"},
+      "nodeAffinity": affinity({"key": "memory", "operator": "In", "values": ["32Gi"]})}, True),
+    ({"nodeSelector": {"gpu-model": "t4"},
+      "nodeAffinity": affinity({"key": "memory", "operator": "In", "values": ["32Gi"]})}, False),
+])
+def test_placement_decides_the_download(placement: dict[str, Any], downloads: bool) -> None:
+    harness = Harness()
+    harness.sync(node_labels={"gpu-model": "a10", "memory": "32Gi", "cpu": "8", **GPU})
+    obj = model("m")
+    obj["spec"]["storage"].update(copy.deepcopy(placement))
+    harness.apply(obj)
+    assert harness.recorder.take() == ([("Download", key(obj))] if downloads else [])
+
+
+def test_pvc_models_are_never_downloaded(ready: Harness) -> None:
+    ready.apply(model("on-pvc", "pvc://claim/models/llama"))
+    assert ready.recorder.take() == []
+
+
 def test_terminating_sends_one_delete_then_nothing(ready: Harness) -> None:
     obj = model("m")
     ready.apply(obj)
@@ -337,24 +378,25 @@ def test_node_label_change_reevaluates_every_model(ready: Harness) -> None:
     assert ready.recorder.take() == [], "a label change that flips nothing emits nothing"
 
 
-def test_the_agents_own_model_labels_do_not_trigger_reevaluation(ready: Harness) -> None:
+def test_the_agents_own_model_labels_do_not_trigger_reevaluation(ready: Harness,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import modelagent.agent.scout as scout_module
+
     obj = model("m", selector=GPU)
     ready.apply(obj)
     ready.recorder.take()
-    calls = []
-    import modelagent.agent.scout as scout_module
+    calls: list[str] = []
     original = scout_module.is_eligible
 
     def counting(model_obj: Any, node: Any) -> Any:
         calls.append(model_obj["metadata"]["name"])
         return original(model_obj, node)
 
-    scout_module.is_eligible = counting  # type: ignore[assignment]
-    try:
-        ready.set_node({**GPU, ModelRef.from_object(obj).label_key: "Ready"})
-    finally:
-        scout_module.is_eligible = original  # type: ignore[assignment]
+    monkeypatch.setattr(scout_module, "is_eligible", counting)
+    ready.set_node({**GPU, ModelRef.from_object(obj).label_key: "Ready"})
     assert calls == [] and ready.recorder.take() == []
+    ready.set_node({**GPU, "zone": "z1", ModelRef.from_object(obj).label_key: "Ready"})
+    assert calls == ["m"], "a placement label change does re-evaluate"
 
 
 def test_recreated_under_the_same_name_deletes_the_old_then_downloads_the_new(ready: Harness) -> None:
