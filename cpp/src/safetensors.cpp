@@ -1,7 +1,8 @@
 // Safetensors header reading and validation.
 //
-// The header JSON is read by a small validating parser that keeps only what a TensorInfo needs, so a
-// hostile 100 MiB header never becomes a JSON DOM, and every rejection can name the tensor at fault.
+// The header JSON goes through nlohmann::json's SAX parser into a handler that keeps only what a
+// TensorInfo needs, so a hostile 100 MiB header never becomes a JSON DOM, and every rejection can name
+// the tensor at fault.
 
 #include "modelagent/safetensors.hpp"
 
@@ -13,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <memory_resource>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <unordered_set>
@@ -23,13 +26,19 @@ namespace modelagent {
 
 namespace {
 
-// A tensor or key name from an untrusted header, made safe and short enough for an error message.
-std::string printable(std::string_view s) {
-  constexpr size_t kMax = 200;
+constexpr size_t kMaxQuoted = 200;
+
+// Text from an untrusted header, quoted, with control characters, quotes and backslashes escaped and
+// the length capped for an error message. Non-ASCII bytes are kept when the text is known to be valid
+// UTF-8 (the cut then never splits a character), else escaped too.
+std::string printable(std::string_view s, bool valid_utf8 = true) {
+  size_t cut = std::min(s.size(), kMaxQuoted);
+  while (valid_utf8 && cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
   std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
+  out.reserve(cut + 8);
+  for (size_t i = 0; i < cut; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\') {
+    if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\' || (c >= 0x80 && !valid_utf8)) {
       static const char* hex = "0123456789abcdef";
       out += "\\x";
       out += hex[c >> 4];
@@ -38,13 +47,26 @@ std::string printable(std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-  if (s.size() > kMax) out += "...";
+  if (cut < s.size()) out += "...";
   out += "'";
   return out;
 }
 
 std::string range_text(uint64_t begin, uint64_t end) {
   return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+}
+
+std::string shape_text(const std::vector<uint64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    if (i == 8 && shape.size() > 9) {
+      s += "... " + std::to_string(shape.size()) + " dims";
+      break;
+    }
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
 }
 
 // Bytes occupied by `elements` values of `bits` each, rounded up to whole bytes; false on overflow.
@@ -56,492 +78,343 @@ bool storage_bytes(uint64_t elements, unsigned bits, uint64_t& bytes) {
   return true;
 }
 
-// A validating JSON reader specialised for safetensors headers. It accepts exactly RFC 8259 JSON
-// (UTF-8 checked, escapes and surrogate pairs decoded, no BOM) and walks the fixed schema directly:
-// no DOM, iterative skipping of unknown values (so nesting depth costs no stack), and every rejection
-// names the tensor at fault. Syntax errors report their 0-based byte offset in the header.
-class HeaderParser {
- public:
-  HeaderParser(std::string_view in, const std::string& label, uint64_t data_size, SafetensorsHeader& out)
-      : in_(in), label_(label), data_size_(data_size), out_(out) {}
+// Bits per element, or 0 for an unknown dtype. The common dtypes come first.
+unsigned lookup_dtype_bits(std::string_view dtype) {
+  struct Entry {
+    std::string_view name;
+    unsigned bits;
+  };
+  static constexpr Entry kTable[] = {
+      {"BF16", 16},    {"F32", 32},     {"F16", 16},         {"F8_E4M3", 8},      {"I32", 32},      {"U8", 8},
+      {"I64", 64},     {"F8_E8M0", 8},  {"F8_E5M2", 8},      {"F4", 4},           {"F64", 64},      {"I8", 8},
+      {"I16", 16},     {"U16", 16},     {"U32", 32},         {"U64", 64},         {"BOOL", 8},      {"F6_E2M3", 6},
+      {"F6_E3M2", 6},  {"C64", 64},     {"F8_E4M3FNUZ", 8},  {"F8_E5M2FNUZ", 8},
+  };
+  for (const auto& e : kTable) {
+    if (e.name == dtype) return e.bits;
+  }
+  return 0;
+}
 
-  void parse() {
-    ws();
-    if (peek() != '{') type_error("header must be a JSON object, found ");
-    ++pos_;
-    ws();
-    if (peek() == '}') {
-      ++pos_;
+using json = nlohmann::json;
+
+// Receives nlohmann's SAX events for a header and builds the tensor list in place. sax_parse is a
+// template over the handler type, so these calls are direct (no json_sax virtual dispatch).
+//
+// A schema error (wrong type, unknown dtype, bad offsets...) is recorded and the rest of the input is
+// still run through the parser, ignored: a JSON syntax error anywhere takes precedence, since the text
+// must be fixed before its meaning can be judged.
+class HeaderHandler {
+ public:
+  HeaderHandler(std::string_view text, size_t json_end, const std::string& label, uint64_t data_size,
+                SafetensorsHeader& out)
+      : text_(text), json_end_(json_end), label_(label), data_size_(data_size), out_(out) {}
+
+  // The recorded schema error, or "".
+  const std::string& error() const { return error_; }
+  bool finished() const { return top_done_; }
+
+  bool null() {
+    if (skip_ == 0 && level_ == kHeader && in_metadata_) return true;  // "__metadata__": null
+    return value("null");
+  }
+  bool boolean(bool) { return value("a boolean"); }
+  bool number_integer(json::number_integer_t v) {
+    // The JSON lexer hands out negative integers only here; non-negative ones go to number_unsigned.
+    if (skip_ == 0 && level_ == kArray) return fail_array("has the negative value " + std::to_string(v));
+    return value("a number");
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    if (skip_ != 0 || level_ != kArray) return value("a number");
+    if (field_ == kShape) {
+      shape_.push_back(v);
     } else {
-      for (;;) {
-        ws();
-        read_string(entry_name_);
-        expect_colon();
-        ws();
-        if (entry_name_ == "__metadata__") {
-          if (seen_metadata_) fail("\"__metadata__\" appears more than once in the header");
-          seen_metadata_ = true;
-          metadata();
-        } else {
-          tensor();
-        }
-        if (!next_member('}')) break;
+      if (offsets_seen_ == 0) tensor().data_begin = v;
+      if (offsets_seen_ == 1) tensor().data_end = v;
+      ++offsets_seen_;
+    }
+    return true;
+  }
+  bool number_float(json::number_float_t, const json::string_t& text) {
+    // Fractions, exponents and integers beyond the 64-bit range all arrive here.
+    if (skip_ == 0 && level_ == kArray) {
+      return fail_array("has the value " + printable(text) + ", which is not an integer in 0..2^64-1");
+    }
+    return value("a number");
+  }
+  bool string(json::string_t& s) {
+    if (skip_ == 0 && level_ == kEntry) {
+      if (in_metadata_) {
+        out_.metadata.insert_or_assign(metadata_key_, s);
+        return true;
+      }
+      if (field_ == kDtype) {
+        tensor().dtype.assign(s);
+        return true;
       }
     }
-    ws();
-    if (pos_ != in_.size()) syntax_error("unexpected content after the header object");
+    return value("a string");
+  }
+  bool binary(json::binary_t&) { return value("binary data"); }  // not produced by the JSON text parser
+
+  bool start_object(std::size_t) { return open(true); }
+  bool start_array(std::size_t) { return open(false); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  bool key(json::string_t& k) {
+    if (skip_ != 0) return true;
+    const std::string_view name(k);
+    if (level_ == kHeader) {
+      in_metadata_ = name == "__metadata__";
+      if (in_metadata_) {
+        if (seen_metadata_) return fail("\"__metadata__\" appears more than once in the header");
+        seen_metadata_ = true;
+      } else {
+        entry_name_.assign(name);  // a reused buffer: the lexer's string keeps its capacity too
+      }
+      return true;
+    }
+    if (in_metadata_) {
+      metadata_key_.assign(name);
+      return true;
+    }
+    field_ = name == "dtype" ? kDtype : name == "shape" ? kShape : name == "data_offsets" ? kOffsets : kOther;
+    if (field_ != kOther) {
+      if (seen_fields_ & field_) return fail_tensor("field \"" + std::string(name) + "\" appears twice");
+      seen_fields_ |= field_;
+    }
+    return true;
+  }
+
+  [[noreturn]] bool parse_error(std::size_t position, const std::string& last_token,
+                                const nlohmann::detail::exception& ex) {
+    // position counts the characters read, the offending one included; at the end of input it is one
+    // past the last byte, which reports the end-of-input offset.
+    const size_t offset = position > 0 ? position - 1 : 0;
+    std::string reason;
+    if (json_end_ < text_.size() && offset == json_end_) {
+      reason = "unexpected NUL byte";  // the parser was given the text up to the first NUL only
+    } else {
+      reason = nlohmann_reason(ex.what(), last_token);
+      if (top_done_) reason = "unexpected content after the header object (" + reason + ")";
+    }
+    throw SafetensorsError(label_ + ": header is not valid JSON at byte offset " + std::to_string(offset) + ": " +
+                           reason);
   }
 
  private:
-  enum Field : unsigned { kDtype = 1, kShape = 2, kOffsets = 4 };
+  enum Level : unsigned char { kTop, kHeader, kEntry, kArray };  // kEntry: a tensor or "__metadata__"
+  enum Field : unsigned char { kOther = 0, kDtype = 1, kShape = 2, kOffsets = 4 };
+  // skip_ after a schema error: far above any nesting depth, so closing containers never reaches 0.
+  static constexpr size_t kFailed = size_t{1} << 62;
 
-  [[noreturn]] void fail(const std::string& message) const { throw SafetensorsError(label_ + ": " + message); }
-  [[noreturn]] void fail_tensor(const std::string& message) const {
-    fail("tensor " + printable(entry_name_) + ": " + message);
-  }
-  [[noreturn]] void syntax_error(const std::string& what) const {
-    fail("header is not valid JSON at byte offset " + std::to_string(pos_) + ": " + what);
-  }
-  // The value at pos_ has the wrong type: name its type, unless the value itself is malformed JSON,
-  // which skip_value reports first.
-  [[noreturn]] void type_error(const std::string& prefix) {
-    const size_t start = pos_;
-    skip_value();
-    pos_ = start;
-    const char c = in_[pos_];
-    const char* kind = c == '{'   ? "an object"
-                       : c == '[' ? "an array"
-                       : c == '"' ? "a string"
-                       : c == 't' || c == 'f' ? "a boolean"
-                       : c == 'n'             ? "null"
-                                              : "a number";
-    fail(prefix + kind);
+  // nlohmann's "[json.exception.parse_error.101] parse error at line L, column C: <reason>", with
+  // the "; last read: '<token>'" part quoted safely (the token is raw input, possibly huge or binary).
+  static std::string nlohmann_reason(const std::string& what, const std::string& last_token) {
+    std::string reason = what;
+    if (auto colon = reason.find(": "); reason.rfind("[json.exception", 0) == 0 && colon != std::string::npos) {
+      reason.erase(0, colon + 2);
+    }
+    static constexpr std::string_view kLastRead = "; last read: '";
+    if (auto at = reason.find(kLastRead); at != std::string::npos) {
+      const size_t token = at + kLastRead.size();
+      if (reason.compare(token, last_token.size(), last_token) == 0 && token + last_token.size() < reason.size()) {
+        reason = reason.substr(0, at) + "; last read: " + printable(last_token, false) +
+                 reason.substr(token + last_token.size() + 1);
+      }
+    }
+    return reason;
   }
 
-  char peek() const { return pos_ < in_.size() ? in_[pos_] : '\0'; }
-  void ws() {
-    while (pos_ < in_.size() && (in_[pos_] == ' ' || in_[pos_] == '\n' || in_[pos_] == '\r' || in_[pos_] == '\t')) {
-      ++pos_;
+  TensorInfo& tensor() { return out_.tensors.back(); }
+
+  bool fail(const std::string& message) {
+    error_ = label_ + ": " + message;
+    skip_ = kFailed;
+    return true;
+  }
+  bool fail_tensor(const std::string& message) { return fail("tensor " + printable(entry_name_) + ": " + message); }
+  bool fail_array(const std::string& message) {
+    return fail_tensor(std::string(field_ == kShape ? "\"shape\" " : "\"data_offsets\" ") + message);
+  }
+
+  // A value (or the start of a container) that no more specific event above consumed.
+  bool value(const char* kind) {
+    if (skip_ != 0) return true;
+    switch (level_) {
+      case kTop:
+        return fail(std::string("header must be a JSON object, found ") + kind);
+      case kHeader:
+        if (in_metadata_) return fail(std::string("\"__metadata__\" must be an object of strings, found ") + kind);
+        return fail_tensor(std::string("entry must be an object, found ") + kind);
+      case kEntry:
+        if (in_metadata_) {
+          return fail("\"__metadata__\" value of " + printable(metadata_key_) + " must be a string, found " + kind);
+        }
+        switch (field_) {
+          case kDtype:
+            return fail_tensor(std::string("\"dtype\" must be a string, found ") + kind);
+          case kShape:
+          case kOffsets:
+            return fail_array(std::string("must be an array of integers, found ") + kind);
+          default:
+            return true;  // an unknown field's scalar value
+        }
+      default:
+        return fail_array(std::string("must contain only non-negative integers, found ") + kind);
     }
   }
-  void expect_colon() {
-    ws();
-    if (peek() != ':') {
-      if (pos_ >= in_.size()) syntax_error("unexpected end of input");
-      syntax_error("expected ':' after an object key");
-    }
-    ++pos_;
-  }
-  // After a member or element: true on ',', false on `close`.
-  bool next_member(char close) {
-    ws();
-    const char c = peek();
-    if (c == ',') {
-      ++pos_;
+
+  bool open(bool object) {
+    if (skip_ != 0) {
+      ++skip_;
       return true;
     }
-    if (c == close) {
-      ++pos_;
-      return false;
+    const char* kind = object ? "an object" : "an array";
+    switch (level_) {
+      case kTop:
+        if (!object) return value(kind);
+        level_ = kHeader;
+        return true;
+      case kHeader:
+        if (!object) return value(kind);
+        level_ = kEntry;
+        field_ = kOther;
+        if (!in_metadata_) begin_tensor();
+        return true;
+      case kEntry:
+        if (in_metadata_ || field_ == kDtype || (object && field_ != kOther)) return value(kind);
+        if (field_ == kOther) {
+          skip_ = 1;  // an unknown field: its value is only syntax-checked
+          return true;
+        }
+        level_ = kArray;
+        return true;
+      default:
+        return value(kind);
     }
-    if (pos_ >= in_.size()) syntax_error("unexpected end of input");
-    syntax_error(std::string("expected ',' or '") + close + "'");
   }
 
-  void metadata() {
-    if (in_.compare(pos_, 4, "null") == 0) {
-      pos_ += 4;
-      return;
+  bool close() {
+    if (skip_ != 0) {
+      --skip_;
+      return true;
     }
-    if (peek() != '{') type_error("\"__metadata__\" must be an object of strings, found ");
-    ++pos_;
-    ws();
-    if (peek() == '}') {
-      ++pos_;
-      return;
+    switch (level_) {
+      case kArray:
+        level_ = kEntry;
+        if (field_ == kShape) {
+          tensor().shape.assign(shape_.begin(), shape_.end());
+        } else if (offsets_seen_ != 2) {
+          return fail_array("must have exactly 2 entries [begin, end], found " + std::to_string(offsets_seen_));
+        }
+        return true;
+      case kEntry:
+        level_ = kHeader;
+        return in_metadata_ ? true : finish_tensor();
+      default:
+        level_ = kTop;
+        top_done_ = true;
+        return true;
     }
-    std::string key, value;
-    do {
-      ws();
-      read_string(key);
-      expect_colon();
-      ws();
-      if (peek() != '"') type_error("\"__metadata__\" value of " + printable(key) + " must be a string, found ");
-      read_string(value);
-      out_.metadata[key] = value;
-    } while (next_member('}'));
   }
 
-  void tensor() {
-    if (peek() != '{') type_error("tensor " + printable(entry_name_) + ": entry must be an object, found ");
-    ++pos_;
-    TensorInfo t;
-    unsigned seen = 0;
-    ws();
-    if (peek() == '}') {
-      ++pos_;
-    } else {
-      std::string key;
-      do {
-        ws();
-        read_string(key);
-        expect_colon();
-        ws();
-        unsigned field = 0;
-        if (key == "dtype") {
-          field = kDtype;
-        } else if (key == "shape") {
-          field = kShape;
-        } else if (key == "data_offsets") {
-          field = kOffsets;
-        }
-        if (field == 0) {
-          skip_value();
-          continue;
-        }
-        if (seen & field) fail_tensor("field \"" + key + "\" appears twice");
-        seen |= field;
-        if (field == kDtype) {
-          if (peek() != '"') type_error("tensor " + printable(entry_name_) + ": \"dtype\" must be a string, found ");
-          read_string(t.dtype);
-        } else if (field == kShape) {
-          read_uint_array("\"shape\"", t.shape);
-        } else {
-          std::vector<uint64_t> offsets;
-          read_uint_array("\"data_offsets\"", offsets);
-          if (offsets.size() != 2) {
-            fail_tensor("\"data_offsets\" must have exactly 2 entries [begin, end], found " +
-                        std::to_string(offsets.size()));
-          }
-          t.data_begin = offsets[0];
-          t.data_end = offsets[1];
-        }
-      } while (next_member('}'));
+  void begin_tensor() {
+    if (out_.tensors.empty()) {
+      // Real headers spend about 100 bytes per tensor; the cap bounds what a hostile header can claim.
+      out_.tensors.reserve(std::min<size_t>(text_.size() / 128, 65536));
     }
+    out_.tensors.emplace_back().name.assign(entry_name_);
+    seen_fields_ = 0;
+    offsets_seen_ = 0;
+    shape_.clear();
+  }
+
+  bool finish_tensor() {
+    TensorInfo& t = tensor();
     for (auto [field, name] : {std::pair{kDtype, "dtype"}, std::pair{kShape, "shape"},
                                std::pair{kOffsets, "data_offsets"}}) {
-      if (!(seen & field)) fail_tensor(std::string("field \"") + name + "\" is missing");
+      if (!(seen_fields_ & field)) return fail_tensor(std::string("field \"") + name + "\" is missing");
     }
-    t.name = entry_name_;
-    validate(t);
-    out_.tensors.push_back(std::move(t));
-  }
-
-  void read_uint_array(const std::string& field, std::vector<uint64_t>& out) {
-    const std::string where = "tensor " + printable(entry_name_) + ": " + field;
-    if (peek() != '[') type_error(where + " must be an array of integers, found ");
-    ++pos_;
-    ws();
-    if (peek() == ']') {
-      ++pos_;
-      return;
-    }
-    do {
-      ws();
-      const char c = peek();
-      if (c != '-' && (c < '0' || c > '9')) {
-        type_error(where + " must contain only non-negative integers, found ");
-      }
-      const size_t start = pos_;
-      bool integral = true;
-      scan_number(integral);
-      std::string_view text = in_.substr(start, pos_ - start);
-      if (text[0] == '-') fail_tensor(field + " has the negative value " + printable(text));
-      uint64_t v = 0;
-      bool fits = integral;
-      for (size_t i = 0; fits && i < text.size(); ++i) {
-        fits = !__builtin_mul_overflow(v, 10, &v) && !__builtin_add_overflow(v, uint64_t(text[i] - '0'), &v);
-      }
-      if (!fits) fail_tensor(field + " has the value " + printable(text) + ", which is not an integer in 0..2^64-1");
-      out.push_back(v);
-    } while (next_member(']'));
-  }
-
-  // Advances over one JSON number; integral is cleared when it has a fraction or exponent.
-  void scan_number(bool& integral) {
-    auto digits = [&] {
-      const size_t start = pos_;
-      while (pos_ < in_.size() && in_[pos_] >= '0' && in_[pos_] <= '9') ++pos_;
-      return pos_ - start;
-    };
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-    } else if (digits() == 0) {
-      syntax_error("invalid number");
-    }
-    if (peek() == '.') {
-      ++pos_;
-      integral = false;
-      if (digits() == 0) syntax_error("invalid number: digits must follow '.'");
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      integral = false;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (digits() == 0) syntax_error("invalid number: digits must follow the exponent");
-    }
-  }
-
-  void literal(std::string_view word) {
-    if (in_.compare(pos_, word.size(), word) != 0) syntax_error("invalid literal");
-    pos_ += word.size();
-  }
-
-  // Skips any JSON value, validating it, with an explicit stack instead of recursion.
-  void skip_value() {
-    std::vector<char> open;
-    std::string scratch;
-    for (;;) {
-      ws();
-      const char c = peek();
-      if (c == '{' || c == '[') {
-        ++pos_;
-        ws();
-        if (peek() == (c == '{' ? '}' : ']')) {
-          ++pos_;  // an empty container is a complete value
-        } else {
-          open.push_back(c);
-          if (c == '{') {
-            read_string(scratch);
-            expect_colon();
-          }
-          continue;
-        }
-      } else if (c == '"') {
-        read_string(scratch);
-      } else if (c == '-' || (c >= '0' && c <= '9')) {
-        bool integral = true;
-        scan_number(integral);
-      } else if (c == 't') {
-        literal("true");
-      } else if (c == 'f') {
-        literal("false");
-      } else if (c == 'n') {
-        literal("null");
-      } else if (pos_ >= in_.size()) {
-        syntax_error("unexpected end of input");
-      } else {
-        syntax_error("unexpected character " + printable(std::string_view(&c, 1)));
-      }
-      // A value is complete: close every container it completes, or move to the next member.
-      for (;;) {
-        if (open.empty()) return;
-        const char close = open.back() == '{' ? '}' : ']';
-        if (next_member(close)) {
-          if (open.back() == '{') {
-            ws();
-            read_string(scratch);
-            expect_colon();
-          }
-          break;
-        }
-        open.pop_back();
-      }
-    }
-  }
-
-  void read_string(std::string& out) {
-    out.clear();
-    if (peek() != '"') {
-      if (pos_ >= in_.size()) syntax_error("unexpected end of input");
-      syntax_error("expected a string");
-    }
-    ++pos_;
-    for (;;) {
-      const size_t start = pos_;
-      while (pos_ < in_.size()) {
-        const auto c = static_cast<unsigned char>(in_[pos_]);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++pos_;
-      }
-      out.append(in_.data() + start, pos_ - start);
-      if (pos_ >= in_.size()) syntax_error("unterminated string");
-      const auto c = static_cast<unsigned char>(in_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return;
-      }
-      if (c < 0x20) syntax_error("control character in a string must be escaped");
-      if (c >= 0x80) {
-        utf8_sequence(out);
-      } else {
-        escape(out);
-      }
-    }
-  }
-
-  // Copies one well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, <= U+10FFFF).
-  void utf8_sequence(std::string& out) {
-    const auto b0 = static_cast<unsigned char>(in_[pos_]);
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-      len = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-      len = 3;
-      if (b0 == 0xE0) lo = 0xA0;
-      if (b0 == 0xED) hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-      len = 4;
-      if (b0 == 0xF0) lo = 0x90;
-      if (b0 == 0xF4) hi = 0x8F;
-    } else {
-      syntax_error("invalid UTF-8 byte in a string");
-    }
-    for (size_t i = 1; i < len; ++i) {
-      if (pos_ + i >= in_.size()) syntax_error("truncated UTF-8 sequence in a string");
-      const auto b = static_cast<unsigned char>(in_[pos_ + i]);
-      if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xBF)) {
-        pos_ += i;
-        syntax_error("invalid UTF-8 continuation byte in a string");
-      }
-    }
-    out.append(in_.data() + pos_, len);
-    pos_ += len;
-  }
-
-  unsigned hex4() {
-    if (pos_ + 4 > in_.size()) syntax_error("truncated \\u escape");
-    unsigned v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = in_[pos_];
-      v <<= 4;
-      if (c >= '0' && c <= '9') {
-        v |= unsigned(c - '0');
-      } else if (c >= 'a' && c <= 'f') {
-        v |= unsigned(c - 'a' + 10);
-      } else if (c >= 'A' && c <= 'F') {
-        v |= unsigned(c - 'A' + 10);
-      } else {
-        syntax_error("invalid hex digit in a \\u escape");
-      }
-      ++pos_;
-    }
-    return v;
-  }
-
-  void escape(std::string& out) {
-    ++pos_;  // the backslash
-    if (pos_ >= in_.size()) syntax_error("unterminated string");
-    const char e = in_[pos_];
-    switch (e) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'u': {
-        ++pos_;
-        unsigned cp = hex4();
-        if (cp >= 0xDC00 && cp <= 0xDFFF) syntax_error("unpaired low surrogate in a \\u escape");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (in_.compare(pos_, 2, "\\u") != 0) syntax_error("high surrogate not followed by a low surrogate");
-          pos_ += 2;
-          const unsigned low = hex4();
-          if (low < 0xDC00 || low > 0xDFFF) syntax_error("high surrogate not followed by a low surrogate");
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-        }
-        append_utf8(out, cp);
-        return;
-      }
-      default:
-        syntax_error("invalid escape " + printable(std::string_view(&e, 1)));
-    }
-    ++pos_;
-  }
-
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
-  void validate(TensorInfo& t) const {
-    unsigned bits = 0;
-    try {
-      bits = dtype_bits(t.dtype);
-    } catch (const SafetensorsError&) {
-      fail_tensor("unknown dtype " + printable(t.dtype));
-    }
+    const unsigned bits = lookup_dtype_bits(t.dtype);
+    if (bits == 0) return fail_tensor("unknown dtype " + printable(t.dtype));
     uint64_t count = 1;
     for (uint64_t dim : t.shape) {
       if (__builtin_mul_overflow(count, dim, &count)) {
-        fail_tensor("shape " + shape_text(t.shape) + " has more than 2^64-1 elements");
+        return fail_tensor("shape " + shape_text(t.shape) + " has more than 2^64-1 elements");
       }
     }
     t.element_count = count;
     const uint64_t begin = t.data_begin, end = t.data_end;
-    if (begin > end) fail_tensor("data_offsets " + range_text(begin, end) + " begin after they end");
+    if (begin > end) return fail_tensor("data_offsets " + range_text(begin, end) + " begin after they end");
     if (end > data_size_) {
-      fail_tensor("data_offsets " + range_text(begin, end) + " lie outside the data section of " +
-                  std::to_string(data_size_) + " bytes");
+      return fail_tensor("data_offsets " + range_text(begin, end) + " lie outside the data section of " +
+                         std::to_string(data_size_) + " bytes");
     }
     uint64_t expected = 0;
     if (!storage_bytes(count, bits, expected)) {
-      fail_tensor("shape " + shape_text(t.shape) + " of " + t.dtype + " needs more than 2^64-1 bytes");
+      return fail_tensor("shape " + shape_text(t.shape) + " of " + t.dtype + " needs more than 2^64-1 bytes");
     }
     if (end - begin != expected) {
-      fail_tensor("data_offsets " + range_text(begin, end) + " hold " + std::to_string(end - begin) +
-                  " bytes, but shape " + shape_text(t.shape) + " of " + t.dtype + " needs " +
-                  std::to_string(expected));
+      return fail_tensor("data_offsets " + range_text(begin, end) + " hold " + std::to_string(end - begin) +
+                         " bytes, but shape " + shape_text(t.shape) + " of " + t.dtype + " needs " +
+                         std::to_string(expected));
     }
+    return true;
   }
 
-  static std::string shape_text(const std::vector<uint64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) {
-      if (i) s += ", ";
-      if (i == 8 && shape.size() > 9) {
-        s += "... " + std::to_string(shape.size()) + " dims";
-        break;
-      }
-      s += std::to_string(shape[i]);
-    }
-    return s + "]";
-  }
-
-  std::string_view in_;
-  size_t pos_ = 0;
+  const std::string_view text_;
+  const size_t json_end_;  // where the parser's input ends: the first NUL byte, else the text's end
   const std::string& label_;
   const uint64_t data_size_;
   SafetensorsHeader& out_;
-  std::string entry_name_;
+  Level level_ = kTop;
+  Field field_ = kOther;  // the field whose value comes next (in an entry or its array)
+  size_t skip_ = 0;       // nesting depth inside an ignored value, or kFailed
+  bool in_metadata_ = false;
   bool seen_metadata_ = false;
+  bool top_done_ = false;  // the header object has been closed
+  unsigned seen_fields_ = 0;
+  size_t offsets_seen_ = 0;
+  std::string entry_name_;
+  std::string metadata_key_;
+  std::vector<uint64_t> shape_;
+  std::string error_;
 };
 
 // Tensor names must be unique and the tensors must tile the data section exactly, as the safetensors
 // format requires: no overlaps (one byte claimed twice), no holes, nothing after the last tensor.
 void check_layout(const SafetensorsHeader& h, uint64_t data_size, const std::string& label) {
-  std::unordered_set<std::string_view> names;
+  // The set's nodes and buckets come from one arena: a node per tensor would otherwise be a malloc each.
+  std::pmr::monotonic_buffer_resource arena;
+  std::pmr::unordered_set<std::string_view> names(&arena);
   names.reserve(h.tensors.size());
   for (const auto& t : h.tensors) {
     if (!names.insert(t.name).second) {
       throw SafetensorsError(label + ": tensor " + printable(t.name) + " appears more than once in the header");
     }
   }
+  // Writers list tensors in data order, so the common case needs no sort: each tensor starts where
+  // the previous one ended and the last ends with the data section. Anything else is checked (and
+  // explained) in sorted order below.
+  uint64_t covered = 0;
+  bool tiled = true;
+  for (const auto& t : h.tensors) {
+    if (t.data_begin != covered) {
+      tiled = false;
+      break;
+    }
+    covered = t.data_end;
+  }
+  if (tiled && covered == data_size) return;
   std::vector<size_t> order(h.tensors.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     const auto &x = h.tensors[a], &y = h.tensors[b];
     return x.data_begin != y.data_begin ? x.data_begin < y.data_begin : x.data_end < y.data_end;
   });
-  uint64_t covered = 0;
+  covered = 0;
   const TensorInfo* previous = nullptr;
   for (size_t i : order) {
     const auto& t = h.tensors[i];
@@ -595,21 +468,8 @@ class Fd {
 }  // namespace
 
 unsigned dtype_bits(std::string_view dtype) {
-  struct Entry {
-    std::string_view name;
-    unsigned bits;
-  };
-  static constexpr Entry kTable[] = {
-      {"BOOL", 8},        {"F4", 4},          {"F6_E2M3", 6},      {"F6_E3M2", 6},      {"U8", 8},
-      {"I8", 8},          {"F8_E5M2", 8},     {"F8_E4M3", 8},      {"F8_E8M0", 8},      {"F8_E4M3FNUZ", 8},
-      {"F8_E5M2FNUZ", 8}, {"I16", 16},        {"U16", 16},         {"F16", 16},         {"BF16", 16},
-      {"I32", 32},        {"U32", 32},        {"F32", 32},         {"C64", 64},         {"F64", 64},
-      {"I64", 64},        {"U64", 64},
-  };
-  for (const auto& e : kTable) {
-    if (e.name == dtype) return e.bits;
-  }
-  throw SafetensorsError("unknown safetensors dtype " + printable(dtype));
+  if (unsigned bits = lookup_dtype_bits(dtype); bits != 0) return bits;
+  throw SafetensorsError("unknown safetensors dtype " + printable(dtype, false));
 }
 
 SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_t data_size,
@@ -617,7 +477,25 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
   SafetensorsHeader header;
   header.file = file_label;
   header.header_length = header_json.size();
-  HeaderParser(header_json, file_label, data_size, header).parse();
+  auto syntax_error = [&](size_t offset, const std::string& what) {
+    return SafetensorsError(file_label + ": header is not valid JSON at byte offset " + std::to_string(offset) +
+                            ": " + what);
+  };
+  // nlohmann's lexer skips a UTF-8 byte order mark and takes a NUL byte for the end of the input; JSON
+  // (RFC 8259) allows neither in a header, so the parser sees only the text before the first NUL.
+  if (header_json.substr(0, 3) == "\xEF\xBB\xBF") {
+    throw syntax_error(0, "unexpected character (a UTF-8 byte order mark)");
+  }
+  const void* nul = std::memchr(header_json.data(), '\0', header_json.size());
+  const size_t json_end = nul ? static_cast<size_t>(static_cast<const char*>(nul) - header_json.data())
+                              : header_json.size();
+  HeaderHandler handler(header_json, json_end, file_label, data_size, header);
+  json::sax_parse(header_json.data(), header_json.data() + json_end, &handler);
+  if (json_end < header_json.size()) {
+    throw syntax_error(json_end, handler.finished() ? "unexpected NUL byte after the header object"
+                                                    : "unexpected NUL byte");
+  }
+  if (!handler.error().empty()) throw SafetensorsError(handler.error());
   check_layout(header, data_size, file_label);
   return header;
 }

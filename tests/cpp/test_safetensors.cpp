@@ -92,6 +92,16 @@ void expect_parse_error(const std::string& json, uint64_t data_size, const std::
   expect_error([&] { parse_safetensors_header(json, data_size, "shard.safetensors"); }, with_label);
 }
 
+// The SafetensorsError message for a header, or "(no error)".
+std::string error_of(const std::string& json, uint64_t data_size) {
+  try {
+    parse_safetensors_header(json, data_size, "f");
+  } catch (const SafetensorsError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 std::string tensor(const std::string& name, const std::string& dtype, const std::string& shape, uint64_t begin,
                    uint64_t end) {
   return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
@@ -164,7 +174,7 @@ TEST(ParseHeader, SubByteDtypesRoundUpToWholeBytes) {
 TEST(ParseHeader, MalformedJsonNamesFileAndPosition) {
   expect_parse_error("{\"a\": ", 0, {"not valid JSON at byte offset 6", "unexpected end of input"});
   expect_parse_error("{" + tensor("a", "U8", "[1]", 0, 1) + "} trailing", 1,
-                     {"not valid JSON at byte offset 54", "after the header object"});
+                     {"not valid JSON at byte offset 56", "after the header object"});
   expect_parse_error("", 0, {"not valid JSON at byte offset 0"});
   expect_parse_error("{\"bad\xff\":1}", 0, {"not valid JSON at byte offset 5", "UTF-8"});
   expect_parse_error("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,],\"data_offsets\":[0,1]}}", 1,
@@ -186,48 +196,48 @@ TEST(ParseHeader, JsonStringsAreDecodedExactly) {
                 .tensors.size(),
             1u);
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"\"\\udc00\"", "unpaired low surrogate"},
-      {"\"\\ud83d\"", "not followed by a low surrogate"},
-      {"\"\\ud83d\\u0041\"", "not followed by a low surrogate"},
-      {"\"\\u12g4\"", "invalid hex digit"},
-      {"\"\\u12\"", "invalid hex digit"},
-      {"\"\\x41\"", "invalid escape"},
+      {"\"\\udc00\"", "U+DC00..U+DFFF must follow"},
+      {"\"\\ud83d\"", "must be followed by U+DC00..U+DFFF"},
+      {"\"\\ud83d\\u0041\"", "must be followed by U+DC00..U+DFFF"},
+      {"\"\\u12g4\"", "4 hex digits"},
+      {"\"\\u12\"", "4 hex digits"},
+      {"\"\\x41\"", "forbidden character after backslash"},
       {"\"a\tb\"", "control character"},
-      {"\"\xc0\x80\"", "invalid UTF-8 byte"},         // overlong NUL
-      {"\"\xe0\x80\xaf\"", "continuation byte"},      // overlong '/'
-      {"\"\xed\xa0\x80\"", "continuation byte"},      // UTF-16 surrogate encoded in UTF-8
-      {"\"\xf4\x90\x80\x80\"", "continuation byte"},  // above U+10FFFF
-      {"\"\xe2\x82\"", "continuation byte"},
-      {"\"\x80\"", "invalid UTF-8 byte"},
+      {"\"\xc0\x80\"", "ill-formed UTF-8"},          // overlong NUL
+      {"\"\xe0\x80\xaf\"", "ill-formed UTF-8"},      // overlong '/'
+      {"\"\xed\xa0\x80\"", "ill-formed UTF-8"},      // UTF-16 surrogate encoded in UTF-8
+      {"\"\xf4\x90\x80\x80\"", "ill-formed UTF-8"},  // above U+10FFFF
+      {"\"\xe2\x82\"", "ill-formed UTF-8"},
+      {"\"\x80\"", "ill-formed UTF-8"},
   };
   for (const auto& [quoted_name, why] : bad) {
     expect_parse_error("{" + quoted_name + ":" + entry + "}", 1, {"not valid JSON", why});
   }
-  expect_parse_error("{\"abc", 0, {"not valid JSON at byte offset 5", "unterminated string"});
-  expect_parse_error("{\"abc\\", 0, {"not valid JSON at byte offset 6", "unterminated string"});
+  expect_parse_error("{\"abc", 0, {"not valid JSON at byte offset 5", "missing closing quote"});
+  expect_parse_error("{\"abc\\", 0, {"not valid JSON at byte offset 6", "after backslash"});
 }
 
 TEST(ParseHeader, JsonSyntaxIsCheckedEverywhere) {
   const std::string t = tensor("a", "U8", "[1]", 0, 1);
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"{" + t + ",}", "expected a string"},
-      {"{" + t + " " + t + "}", "expected ',' or '}'"},
+      {"{" + t + ",}", "expected string literal"},
+      {"{" + t + " " + t + "}", "expected '}'"},
       {"{\"a\" {}}", "expected ':'"},
       {"{" + t, "unexpected end of input"},
       {"\xef\xbb\xbf{}", "unexpected character"},  // a UTF-8 byte order mark is not JSON
-      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[01],\"data_offsets\":[0,1]}}", "expected ',' or ']'"},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[01],\"data_offsets\":[0,1]}}", "expected ']'"},
       {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1,],\"data_offsets\":[0,1]}}", ""},
       {"{\"a\":{\"dtype\":\"U8\",\"shape\":[-],\"data_offsets\":[0,1]}}", "invalid number"},
-      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1.],\"data_offsets\":[0,1]}}", "digits must follow '.'"},
+      {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1.],\"data_offsets\":[0,1]}}", "expected digit after '.'"},
       {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1e],\"data_offsets\":[0,1]}}", "exponent"},
       {"{\"a\":{\"x\":tru,\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "invalid literal"},
-      {"{\"a\":{\"x\":[1 2],\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected ',' or ']'"},
+      {"{\"a\":{\"x\":[1 2],\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected ']'"},
       {"{\"a\":{\"x\":{\"k\" 1},\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected ':'"},
-      {"{\"a\":{\"x\":{1:2},\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected a string"},
-      {"{\"a\":{\"x\":@,\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "unexpected character '@'"},
+      {"{\"a\":{\"x\":{1:2},\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "expected string literal"},
+      {"{\"a\":{\"x\":@,\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "invalid literal; last read: '\"x\":@'"},
       {"{\"a\":{\"x\":[[[", "unexpected end of input"},
       {"{\"__metadata__\":nul}", "invalid literal"},
-      {"{\"a\":[1,}", "unexpected character '}'"},
+      {"{\"a\":[1,}", "unexpected '}'"},
       {"{\"a\":{\"dtype\":-x,\"shape\":[1],\"data_offsets\":[0,1]}}", "invalid number"},
       {"{\"a\":{\"dtype\":\"U8\",\"shape\":{\"k\"},\"data_offsets\":[0,1]}}", "expected ':'"},
   };
@@ -237,6 +247,44 @@ TEST(ParseHeader, JsonSyntaxIsCheckedEverywhere) {
       "{\"a\":{\"x\":[-0.5E+3,1e5,0,-0,true,false,null,\"s\\\"\",{},[],{\"k\":[{}]}],\"dtype\":\"U8\",\"shape\":[1],"
       "\"data_offsets\":[0,1]}}",
       1, "f"));
+}
+
+TEST(ParseHeader, NulBytesAndByteOrderMarksAreNotJson) {
+  const std::string obj = "{" + tensor("a", "U8", "[1]", 0, 1) + "}";
+  const std::string nul(1, '\0');
+  const std::string at = "not valid JSON at byte offset ";
+  expect_parse_error(obj + nul, 1, {at + std::to_string(obj.size()), "NUL byte after the header object"});
+  expect_parse_error(obj + "   " + nul + nul, 1, {at + std::to_string(obj.size() + 3), "NUL byte after"});
+  expect_parse_error("{\"a" + nul + "b\":1}", 0, {at + "3: unexpected NUL byte"});
+  expect_parse_error("{\"a\":" + nul + "}", 0, {at + "5: unexpected NUL byte"});
+  expect_parse_error("{x" + nul, 0, {at + "1", "invalid literal"});  // the first error wins
+  expect_parse_error("\xef\xbb\xbf" + obj, 1, {at + "0", "byte order mark"});
+  expect_parse_error("\xef\xbb{}", 0, {"not valid JSON", "BOM"});
+}
+
+TEST(ParseHeader, SyntaxErrorsTakePrecedenceOverSchemaErrors) {
+  auto message = [](const std::string& json) { return error_of(json, 1); };
+  std::string m = message("{\"w\":3,\"x\" 1}");
+  EXPECT_NE(m.find("not valid JSON at byte offset 11"), std::string::npos) << m;
+  EXPECT_EQ(m.find("must be an object"), std::string::npos) << m;
+  m = message("{" + tensor("w", "Q4_K", "[1]", 0, 1) + "} x");
+  EXPECT_NE(m.find("not valid JSON"), std::string::npos) << m;
+  EXPECT_EQ(m.find("Q4_K"), std::string::npos) << m;
+  // Without a syntax error, the schema error is reported.
+  m = message("{" + tensor("w", "Q4_K", "[1]", 0, 1) + "}");
+  EXPECT_NE(m.find("tensor 'w': unknown dtype 'Q4_K'"), std::string::npos) << m;
+}
+
+TEST(ParseHeader, SyntaxErrorsQuoteTheOffendingTextSafely) {
+  auto message = [](const std::string& json) { return error_of(json, 0); };
+  const std::string unterminated = message("{\"" + std::string(100000, 'x'));
+  EXPECT_NE(unterminated.find("not valid JSON at byte offset 100002"), std::string::npos) << unterminated;
+  EXPECT_NE(unterminated.find("missing closing quote"), std::string::npos) << unterminated;
+  EXPECT_NE(unterminated.find("xxx...'"), std::string::npos) << unterminated;
+  EXPECT_LT(unterminated.size(), 600u);
+  const std::string binary = message("{\"bad\xff\x01\":1}");
+  EXPECT_NE(binary.find("last read: '\"bad\\xff'"), std::string::npos) << binary;
+  for (char c : binary) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << binary;
 }
 
 TEST(ParseHeader, NonObjectTopLevelOrEntriesAreRejected) {
