@@ -141,6 +141,7 @@ struct RangeTask {
   bool interrupted = false;   // stopped by shutdown: its range is not complete
   bool active = false;
   bool paused_for_buffer = false;
+  bool paused_for_hash = false;
   bool paused_for_bandwidth = false;
   // 1 for the transfer plus 1 per buffer being written; the range is complete when it reaches 0.
   std::atomic<int> refs{1};
@@ -185,6 +186,11 @@ struct FileJob {
   std::mutex journal_mu;
   std::unique_ptr<StreamingVerifier> verifier;
   std::atomic<uint64_t> counted{0};  // this file's share of progress.bytes_done
+  // Buffers waiting to be written. One worker at a time drains them (parallel pwrites to one file
+  // only contend for its inode lock), while another may be hashing what was written.
+  std::mutex write_mu;
+  std::deque<std::pair<RangeTask*, std::shared_ptr<Buffer>>> write_queue;
+  bool writing = false;
   FileResult result;
 };
 
@@ -252,7 +258,7 @@ class Engine {
         progress_(progress ? progress : &own_progress_),
         limiter_(options.bandwidth_limit),
         buffers_(std::make_shared<BufferPool>(
-            kBufferSize, static_cast<size_t>(std::max(16, options.max_connections * 3 + 8)))) {}
+            kBufferSize, static_cast<size_t>(std::max(24, options.max_connections * 2 + 8)))) {}
 
   ~Engine() {
     workers_.reset();  // joins the threads; every job has finished
@@ -290,7 +296,10 @@ class Engine {
   std::string where(const FileJob& f) const;
   void validate(RangeTask& t);
   void submit_buffer(RangeTask& t);
-  void write_job(RangeTask* t, std::shared_ptr<Buffer> b);
+  void drain_writes(FileJob* f);
+  void write_one(RangeTask* t, std::shared_ptr<Buffer> b);
+  void hash_job(FileJob* f);
+  void wake_if_waiting();
   void range_complete_job(RangeTask* t);
   void finish_job(FileJob* f);
   void check_existing_job(FileJob* f);
@@ -319,6 +328,9 @@ class Engine {
   uint64_t rate_bytes_ = 0;
   double rate_time_ = 0;
   double rate_ = 0;
+  // Set while a transfer waits for a buffer or for the hash: workers then wake the network loop
+  // after each write or hash step instead of letting it sleep out its poll timeout.
+  std::atomic<bool> wake_on_progress_{false};
   std::unique_ptr<WorkerPool> workers_;  // last: destroyed first, while everything its jobs touch exists
 };
 
@@ -634,6 +646,7 @@ void Engine::release_easy(RangeTask& t) {
   }
   t.paused_for_buffer = false;
   t.paused_for_bandwidth = false;
+  t.paused_for_hash = false;
 }
 
 // Decides, at the first body byte (or at the end of an empty body), what to do with a response.
@@ -699,6 +712,7 @@ void Engine::validate(RangeTask& t) {
     }
     if (asked_range) {
       // The server ignored Range but this range starts at 0: keep the stream as the whole file.
+      t.buffer.reset();  // bytes kept from an earlier attempt arrive again in this body
       t.pos = 0;
       t.whole_file = true;
       f.no_ranges = true;
@@ -740,10 +754,17 @@ size_t Engine::body(RangeTask& t, const char* data, size_t n) {
                                        : static_cast<size_t>(std::min<uint64_t>(kBufferSize, t.range.end - offset));
   };
   if (room < n) {
-    // Needs a fresh buffer: check for one before consuming anything, or pause this transfer.
+    // Needs a fresh buffer. Before consuming anything: wait if the hash cannot keep up with this
+    // stream (so its bytes are still hashed from memory), or if no buffer is free.
+    if (t.file->verifier->too_far_ahead(t.range.begin, t.pos)) {
+      t.paused_for_hash = true;
+      wake_on_progress_ = true;
+      return CURL_WRITEFUNC_PAUSE;
+    }
     auto next = buffers_->try_acquire(wanted_from(t.pos + room));
     if (!next) {
       t.paused_for_buffer = true;
+      wake_on_progress_ = true;
       return CURL_WRITEFUNC_PAUSE;
     }
     const char* p = data;
@@ -788,8 +809,16 @@ void Engine::submit_buffer(RangeTask& t) {
     return;
   }
   t.refs.fetch_add(1);
-  workers_->submit([this, tp = &t, b = std::move(t.buffer)]() mutable { write_job(tp, std::move(b)); });
+  FileJob& f = *t.file;
+  bool start_writer = false;
+  {
+    std::lock_guard<std::mutex> lock(f.write_mu);
+    f.write_queue.emplace_back(&t, std::move(t.buffer));
+    start_writer = !f.writing;
+    f.writing = true;
+  }
   t.buffer.reset();
+  if (start_writer) workers_->submit([this, pf = &f] { drain_writes(pf); });
 }
 
 void Engine::drop_transfer_ref(RangeTask& t) {
@@ -821,14 +850,14 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     case RangeTask::Abort::Fatal:
       std::rethrow_exception(t.fatal);
     case RangeTask::Abort::Retry:
-      submit_buffer(t);
       schedule_retry(t, t.abort_reason, 0, -1);
       return;
     case RangeTask::Abort::None:
       break;
   }
+  // On failures the partly filled buffer stays with the task: the retry continues right after its
+  // last byte and keeps filling it, so writes stay large and aligned.
   if (code != CURLE_OK) {
-    submit_buffer(t);  // what arrived before the failure is good; the retry continues after it
     if (transient_curl_error(code)) {
       schedule_retry(t, curl_detail, 0, -1);
       return;
@@ -850,7 +879,6 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     return;
   }
   if (status >= 200 && status < 300 && t.validated) {
-    submit_buffer(t);
     if (t.range.end == kUnknownSize) {  // a stream of unknown length ended
       f.size = t.pos;
       t.range.end = t.pos;
@@ -861,6 +889,7 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
                      0, -1);
       return;
     }
+    submit_buffer(t);
     drop_transfer_ref(t);
     return;
   }
@@ -955,29 +984,83 @@ void Engine::apply_pauses() {
     }
   }
   if (bandwidth_paused_) return;
+  bool still_waiting = false;
   for (auto& tp : tasks_) {
-    if (!tp->active || !tp->paused_for_buffer) continue;
-    if (buffers_->exhausted()) break;
-    tp->paused_for_buffer = false;
-    curl_easy_pause(tp->easy, CURLPAUSE_CONT);
+    RangeTask& t = *tp;
+    if (!t.active) continue;
+    if (t.paused_for_hash) {
+      if (t.file->verifier->too_far_ahead(t.range.begin, t.pos)) {
+        still_waiting = true;
+        continue;
+      }
+      t.paused_for_hash = false;
+      curl_easy_pause(t.easy, CURLPAUSE_CONT);
+    }
+    if (t.paused_for_buffer) {
+      if (buffers_->exhausted()) {
+        still_waiting = true;
+        continue;
+      }
+      t.paused_for_buffer = false;
+      curl_easy_pause(t.easy, CURLPAUSE_CONT);
+    }
+    if (t.paused_for_buffer || t.paused_for_hash) still_waiting = true;  // paused again while resuming
   }
+  wake_on_progress_ = still_waiting;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Worker jobs
 
-void Engine::write_job(RangeTask* t, std::shared_ptr<Buffer> b) {
+void Engine::wake_if_waiting() {
+  if (wake_on_progress_.load(std::memory_order_relaxed)) curl_multi_wakeup(multi_);
+}
+
+void Engine::drain_writes(FileJob* f) {
+  // A bounded batch, then back to the end of the queue, so other files' jobs are not starved.
+  for (int batch = 0; batch < 16; ++batch) {
+    std::pair<RangeTask*, std::shared_ptr<Buffer>> next;
+    {
+      std::lock_guard<std::mutex> lock(f->write_mu);
+      if (f->write_queue.empty()) {
+        f->writing = false;
+        return;
+      }
+      next = std::move(f->write_queue.front());
+      f->write_queue.pop_front();
+    }
+    write_one(next.first, std::move(next.second));
+  }
+  workers_->submit([this, f] { drain_writes(f); });
+}
+
+void Engine::write_one(RangeTask* t, std::shared_ptr<Buffer> b) {
   FileJob& f = *t->file;
   try {
     f.partial->write_at(b->data, b->size, b->offset);
-    uint64_t newly = f.verifier->on_written(b);
+    uint64_t newly = 0;
+    bool start_hashing = f.verifier->record_written(b, &newly);
     f.counted.fetch_add(newly);
     progress_->bytes_done.fetch_add(newly, std::memory_order_relaxed);
+    if (start_hashing) workers_->submit([this, pf = &f] { hash_job(pf); });
   } catch (...) {
     post(Event{Event::Kind::Fatal, &f, nullptr, false, "", std::current_exception()});
   }
   b.reset();
-  if (t->refs.fetch_sub(1) == 1) range_complete_job(t);
+  wake_if_waiting();
+  if (t->refs.fetch_sub(1) == 1) workers_->submit([this, t] { range_complete_job(t); });
+}
+
+void Engine::hash_job(FileJob* f) {
+  constexpr uint64_t kHashBatch = 64ull << 20;
+  bool more = false;
+  try {
+    more = f->verifier->hash_pass(kHashBatch);
+  } catch (...) {
+    post(Event{Event::Kind::Fatal, f, nullptr, false, "", std::current_exception()});
+  }
+  wake_if_waiting();
+  if (more) workers_->submit([this, f] { hash_job(f); });
 }
 
 void Engine::range_complete_job(RangeTask* t) {
@@ -1221,7 +1304,9 @@ DownloadReport Engine::run() {
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options_.max_connections));
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections * 2));
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
-  int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 2u, 4u));
+  // Writing, hashing and syncing run beside the network thread; a little more than one per core,
+  // since writers and syncs block in the kernel.
+  int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency() + 1, 3u, 5u));
   workers_ = std::make_unique<WorkerPool>(threads);
 
   try {

@@ -3,18 +3,21 @@
 #include "modelagent/download_file_state.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace modelagent {
 
 namespace {
 
-// Buffers this far ahead of the hash position stay in memory until hashed; beyond it they are released
-// after writing and read back from the page cache later, which bounds memory per file.
-constexpr uint64_t kRetainWindow = 32ull << 20;
 constexpr size_t kReadBackBlock = 4u << 20;
 
+// Aligned, so that reading back data written with direct I/O can itself bypass the page cache.
 char* read_back_scratch() {
-  thread_local std::unique_ptr<char[]> scratch(new char[kReadBackBlock]);
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<char, Free> scratch(
+      static_cast<char*>(std::aligned_alloc(kBufferAlignment, kReadBackBlock + kBufferAlignment)));
   return scratch.get();
 }
 
@@ -31,27 +34,44 @@ void StreamingVerifier::mark_present(const IntervalSet& present) {
   for (const auto& r : present.ranges()) written_.add(r.begin, r.end);
 }
 
-uint64_t StreamingVerifier::on_written(const std::shared_ptr<Buffer>& b) {
-  std::unique_lock<std::mutex> lock(mu_);
+bool StreamingVerifier::record_written(const std::shared_ptr<Buffer>& b, uint64_t* newly) {
+  std::lock_guard<std::mutex> lock(mu_);
   uint64_t begin = b->offset, end = b->offset + b->size;
-  uint64_t newly = written_.add(begin, end);
-  if (!hasher_) return newly;
+  *newly += written_.add(begin, end);
+  if (!hasher_) return false;
+  // Buffers beyond the window are released now and read back from the page cache later, which bounds
+  // the memory a file can hold.
   if (end > hash_pos_ && begin < hash_pos_ + kRetainWindow) retained_[begin] = b;
-  if (hashing_) return newly;  // the thread that is hashing picks this up
+  if (hashing_ || !can_advance()) return false;  // a running pass picks this up
   hashing_ = true;
-  advance(lock);
-  hashing_ = false;
+  return true;
+}
+
+bool StreamingVerifier::can_advance() const { return written_.contiguous_end(hash_pos_) > hash_pos_; }
+
+bool StreamingVerifier::hash_pass(uint64_t budget) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (advance(lock, budget)) return true;  // still marked as hashing: the caller continues
+  hashing_ = false;  // still under the lock that saw nothing more to hash: no write can be missed
   idle_.notify_all();
-  return newly;
+  return false;
+}
+
+bool StreamingVerifier::too_far_ahead(uint64_t range_begin, uint64_t pos) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!hasher_ || pos <= hash_pos_ + kRetainWindow) return false;
+  return written_.contiguous_end(hash_pos_) >= range_begin;
 }
 
 // Hashes forward from hash_pos_ through the contiguous written prefix. Called with hashing_ set; drops
 // the lock while hashing so writers are never blocked behind it.
-void StreamingVerifier::advance(std::unique_lock<std::mutex>& lock) {
+bool StreamingVerifier::advance(std::unique_lock<std::mutex>& lock, uint64_t budget) {
+  uint64_t start = hash_pos_;
   for (;;) {
     uint64_t h = hash_pos_;
     uint64_t available = written_.contiguous_end(h);
-    if (available <= h) return;
+    if (available <= h) return false;
+    if (h - start >= budget) return true;
     while (!retained_.empty() && retained_.begin()->first + retained_.begin()->second->size <= h) {
       retained_.erase(retained_.begin());
     }
@@ -73,14 +93,18 @@ void StreamingVerifier::advance(std::unique_lock<std::mutex>& lock) {
     } else {
       uint64_t limit = available;
       if (next != retained_.end()) limit = std::min(limit, next->first);
+      uint64_t aligned_start = h / kBufferAlignment * kBufferAlignment;
+      size_t skip = static_cast<size_t>(h - aligned_start);
       size_t n = static_cast<size_t>(std::min<uint64_t>(limit - h, kReadBackBlock));
+      size_t want = (skip + n + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
       lock.unlock();
       char* scratch = read_back_scratch();
-      size_t got = file_.read_at(scratch, n, h);
-      hasher_->update(scratch, got);
+      size_t got = file_.read_at(scratch, want, aligned_start);  // bytes past `limit` are not used
+      size_t usable = got > skip ? std::min(got - skip, n) : 0;
+      hasher_->update(scratch + skip, usable);
       lock.lock();
-      hash_pos_ = h + got;
-      if (got < n) return;  // the file is shorter than recorded: finish() reports it incomplete
+      hash_pos_ = h + usable;
+      if (usable < n) return false;  // the file is shorter than recorded: finish() reports it incomplete
     }
   }
 }
@@ -94,7 +118,7 @@ StreamingVerifier::Result StreamingVerifier::finish(uint64_t final_size) {
   if (expected_.kind == DigestKind::None) return result;
   if (!hasher_) hasher_ = std::make_unique<ContentHasher>(expected_, final_size);
   hashing_ = true;
-  advance(lock);
+  advance(lock, UINT64_MAX);
   hashing_ = false;
   retained_.clear();
   if (hash_pos_ != final_size) result.complete = false;

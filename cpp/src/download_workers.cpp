@@ -3,14 +3,28 @@
 #include "modelagent/download_workers.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 
 namespace modelagent {
 
 BufferPool::BufferPool(size_t buffer_size, size_t max_buffers)
     : buffer_size_(buffer_size), max_buffers_(std::max<size_t>(max_buffers, 1)) {}
 
+namespace {
+
+// Buffers are aligned for O_DIRECT writes (see PartialFile).
+char* allocate(size_t capacity) {
+  size_t rounded = (capacity + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+  void* p = std::aligned_alloc(kBufferAlignment, rounded);
+  if (!p) throw std::bad_alloc();
+  return static_cast<char*>(p);
+}
+
+}  // namespace
+
 BufferPool::~BufferPool() {
-  for (char* p : free_) delete[] p;
+  for (char* p : free_) std::free(p);
 }
 
 std::shared_ptr<Buffer> BufferPool::try_acquire(size_t wanted) { return make(wanted, true); }
@@ -29,7 +43,7 @@ std::shared_ptr<Buffer> BufferPool::make(size_t wanted, bool bounded) {
       free_.pop_back();
     }
   }
-  if (!storage) storage = new char[capacity];
+  if (!storage) storage = allocate(capacity);
   auto* b = new Buffer{storage, capacity, 0, 0};
   auto self = shared_from_this();
   return std::shared_ptr<Buffer>(b, [self](Buffer* p) { self->release(p); });
@@ -49,7 +63,7 @@ void BufferPool::release(Buffer* b) {
       b->data = nullptr;
     }
   }
-  delete[] b->data;
+  std::free(b->data);
   delete b;
 }
 

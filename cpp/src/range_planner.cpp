@@ -80,9 +80,13 @@ uint64_t effective_chunk_size(uint64_t file_size, uint64_t chunk_size, int conne
 
 std::vector<ByteRange> plan_ranges(uint64_t file_size, uint64_t chunk, const IntervalSet& done) {
   std::vector<ByteRange> out;
-  chunk = std::max<uint64_t>(chunk, 1);
+  chunk = std::max<uint64_t>(chunk / kRangeAlignment * kRangeAlignment, kRangeAlignment);
   for (const auto& gap : done.gaps(file_size)) {
-    for (uint64_t b = gap.begin; b < gap.end; b += chunk) out.push_back({b, std::min(gap.end, b + chunk)});
+    // Ranges start on aligned offsets (refetching up to 4 KiB before a gap) so that every buffer of a
+    // range can be written with direct I/O.
+    uint64_t begin = gap.begin / kRangeAlignment * kRangeAlignment;
+    if (!out.empty()) begin = std::max(begin, out.back().end);
+    for (uint64_t b = begin; b < gap.end; b += chunk) out.push_back({b, std::min(gap.end, b + chunk)});
   }
   return out;
 }

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "modelagent/bandwidth_limiter.hpp"
 #include "modelagent/disk_space.hpp"
@@ -15,6 +18,7 @@
 #include "modelagent/range_planner.hpp"
 #include "modelagent/resume_journal.hpp"
 #include "modelagent/verified_stamp.hpp"
+#include "support/loopback_server.hpp"
 #include "support/loopback_test_util.hpp"
 
 using namespace modelagent;
@@ -43,18 +47,28 @@ TEST(IntervalSet, AddCoalescesAndCountsNewBytes) {
 }
 
 TEST(RangePlanner, SplitsOnlyWhatIsMissing) {
+  constexpr uint64_t K = 4096;
   IntervalSet done;
-  done.add(0, 100);
-  done.add(250, 300);
-  auto ranges = plan_ranges(400, 64, done);
-  std::vector<ByteRange> expected = {{100, 164}, {164, 228}, {228, 250}, {300, 364}, {364, 400}};
+  done.add(0, 10 * K);
+  done.add(25 * K + 100, 30 * K);
+  auto ranges = plan_ranges(40 * K + 5, 6 * K, done);
+  std::vector<ByteRange> expected = {{10 * K, 16 * K}, {16 * K, 22 * K}, {22 * K, 25 * K + 100},
+                                     {30 * K, 36 * K}, {36 * K, 40 * K + 5}};
   EXPECT_EQ(ranges, expected);
-  EXPECT_TRUE(plan_ranges(400, 64, [] {
-                IntervalSet all;
-                all.add(0, 400);
-                return all;
-              }())
-                  .empty());
+  IntervalSet all;
+  all.add(0, 400);
+  EXPECT_TRUE(plan_ranges(400, 64, all).empty());
+}
+
+TEST(RangePlanner, RangesStartAligned) {
+  constexpr uint64_t K = 4096;
+  IntervalSet done;
+  done.add(0, 5000);           // a resumed prefix ending mid-page
+  done.add(3 * K, 3 * K + 10);  // and a tiny island
+  auto ranges = plan_ranges(10 * K, 100 * K, done);
+  std::vector<ByteRange> expected = {{K, 3 * K}, {3 * K, 10 * K}};
+  EXPECT_EQ(ranges, expected);
+  for (auto& r : plan_ranges(1 << 20, 100000, IntervalSet{})) EXPECT_EQ(r.begin % K, 0u);
 }
 
 TEST(RangePlanner, ChunkSizeFollowsConnectionsWithinBounds) {
@@ -279,6 +293,35 @@ TEST(PartialFile, WritesBesideTheFinalPathAndCommitsAtomically) {
   }
   EXPECT_FALSE(testsupport::exists(dir / "gone.bin.partial"));
   EXPECT_FALSE(testsupport::exists(dir / "gone.bin"));
+}
+
+TEST(PartialFile, AlignedWritesGoDirectOthersBufferedAndBothReadBack) {
+  TempDir dir;
+  constexpr size_t K = 4096;
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> aligned(static_cast<char*>(std::aligned_alloc(K, 4 * K)));
+  std::string content = testsupport::make_content(6 * K + 123, 5);
+  for (bool allow_direct : {true, false}) {
+    auto final_path = dir / (allow_direct ? "d.bin" : "b.bin");
+    PartialFile p(final_path, content.size(), false);
+    if (!allow_direct) p.disable_direct();
+    // The temporary directory is on a filesystem with O_DIRECT (ext4/xfs); tmpfs would fall back.
+    std::memcpy(aligned.get(), content.data() + 2 * K, 4 * K);
+    p.write_at(aligned.get(), 4 * K, 2 * K);                      // aligned: direct when allowed
+    p.write_at(content.data() + 6 * K, 123, 6 * K);               // the unaligned tail: buffered
+    p.write_at(content.data() + 1, 2 * K - 1, 1);                 // unaligned start: buffered
+    p.write_at(content.data(), 1, 0);
+    EXPECT_EQ(p.direct(), allow_direct);
+    std::string back(content.size(), '\0');
+    EXPECT_EQ(p.read_at(back.data(), back.size(), 0), content.size());  // unaligned read: buffered
+    EXPECT_EQ(back, content);
+    EXPECT_EQ(p.read_at(aligned.get(), 4 * K, 0), 4 * K);            // aligned read: direct when allowed
+    EXPECT_EQ(std::string(aligned.get(), 4 * K), content.substr(0, 4 * K));
+    p.commit();
+    EXPECT_EQ(testsupport::read_file(final_path), content);
+  }
 }
 
 TEST(VerifiedStamp, ValidOnlyWhileTheFileIsUnchanged) {

@@ -26,9 +26,17 @@ class StreamingVerifier {
 
   // Bytes already on disk from an earlier run (resume); hashed later by read-back.
   void mark_present(const IntervalSet& present);
-  // Records that `b` was written to the partial file and advances the hash as far as possible.
-  // Returns how many of its bytes were not written before. Thread-safe.
-  uint64_t on_written(const std::shared_ptr<Buffer>& b);
+  // Records that `b` was written to the partial file (keeping it in memory when it is near the hash
+  // position). Adds to *newly how many of its bytes were not written before. Returns true when the
+  // caller must run hash_pass() (on any thread): no pass is running and the hash can advance.
+  bool record_written(const std::shared_ptr<Buffer>& b, uint64_t* newly);
+  // Hashes forward through the contiguous written prefix until it reaches a gap or has hashed
+  // `budget` bytes. Returns true when it stopped for the budget: the caller must call it again.
+  bool hash_pass(uint64_t budget);
+  // True when a transfer at `pos` of the range starting at `range_begin` is so far ahead of the hash
+  // that it should wait: the range continues the hashed prefix (so its buffers will be hashed from
+  // memory) but is more than the retain window ahead of it.
+  bool too_far_ahead(uint64_t range_begin, uint64_t pos) const;
 
   struct Result {
     uint64_t size = 0;
@@ -42,8 +50,13 @@ class StreamingVerifier {
   IntervalSet written() const;
   uint64_t hashed() const;
 
+  // Buffers this far ahead of the hash position stay in memory until hashed.
+  static constexpr uint64_t kRetainWindow = 32ull << 20;
+
  private:
-  void advance(std::unique_lock<std::mutex>& lock);
+  bool can_advance() const;
+  // Returns true when it stopped because `budget` bytes were hashed.
+  bool advance(std::unique_lock<std::mutex>& lock, uint64_t budget);
 
   PartialFile& file_;
   ExpectedDigest expected_;

@@ -14,6 +14,9 @@
 
 namespace modelagent {
 
+// Alignment of buffer memory, and of file offsets and lengths for direct I/O.
+inline constexpr size_t kBufferAlignment = 4096;
+
 // Received bytes destined for one offset of one file.
 struct Buffer {
   char* data = nullptr;

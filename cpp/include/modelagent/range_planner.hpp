@@ -35,12 +35,15 @@ class IntervalSet {
 };
 
 inline constexpr uint64_t kMinRangeSize = 8ull << 20;
+inline constexpr uint64_t kRangeAlignment = 4096;
 
 // Range size for a file: large enough that a range is worth a request, small enough that
 // connections_per_file ranges can run at once, never above chunk_size.
 uint64_t effective_chunk_size(uint64_t file_size, uint64_t chunk_size, int connections_per_file);
 
-// Splits the gaps of `done` within [0, file_size) into ranges of at most `chunk` bytes, in order.
+// Splits the gaps of `done` within [0, file_size) into ranges of at most `chunk` bytes (rounded down to
+// a multiple of kRangeAlignment), in order. Ranges start on kRangeAlignment boundaries, so a range
+// may begin up to 4 KiB before its gap.
 std::vector<ByteRange> plan_ranges(uint64_t file_size, uint64_t chunk, const IntervalSet& done);
 
 }  // namespace modelagent
