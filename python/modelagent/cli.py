@@ -14,6 +14,8 @@ _COMMAND_MODULES = [
     "modelagent.commands.download",
     "modelagent.commands.verify",
     "modelagent.commands.run",
+    "modelagent.commands.status",
+    "modelagent.commands.manifests",
 ]
 
 
