@@ -728,3 +728,24 @@ def test_e2e_not_ready_until_the_node_exists(bare_kube: FakeKubeAPI, run_scout: 
     bare_kube.add_node(NODE, labels={})
     assert scout.wait_until_ready(WAIT)
     assert recorder.summary() == [("Download", "team.basemodel.m")]
+
+
+def test_e2e_startup_reads_the_nodes_configmap_through_the_kubernetes_sink(kube: FakeKubeAPI, api: Any,
+                                                                           run_scout: Any) -> None:
+    from kubernetes import client
+    from modelagent.agent.kubernetes_sink import KubernetesStatusSink
+
+    kube.create("configmaps", {"metadata": {"name": NODE, "namespace": "ome",
+                                            "labels": {"models.ome/basemodel-status": "true", "node": NODE}},
+                               "data": {"team.basemodel.kept": '{"name":"kept","status":"Ready"}',
+                                        "team.basemodel.gone": '{"name":"gone","status":"Ready"}'}},
+                namespace="ome")
+    # Another node's ConfigMap is not ours.
+    kube.create("configmaps", {"metadata": {"name": "node-2", "namespace": "ome"},
+                               "data": {"team.basemodel.elsewhere": '{"name":"elsewhere","status":"Ready"}'}},
+                namespace="ome")
+    kube.create("basemodels", cr(model("kept")), namespace="team")
+    sink = KubernetesStatusSink(client.CoreV1Api(api), NODE, "ome")
+    scout, recorder = run_scout(sink)
+    assert scout.wait_until_ready(WAIT)
+    assert sorted(recorder.summary()) == [("Delete", "team.basemodel.gone"), ("Download", "team.basemodel.kept")]

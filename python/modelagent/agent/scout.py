@@ -208,6 +208,7 @@ class Scout:
         self._known_keys: set[str] = set()
         self._known_labels: set[str] = set()
         self._node: dict[str, Any] | None = None
+        self._node_seen = threading.Event()
         self._informers: dict[str, Any] = {}
         self._starter: threading.Thread | None = None
 
@@ -238,8 +239,22 @@ class Scout:
             while not informer.wait_for_sync(0.25):
                 if self._stopping.is_set():
                     return
+        warned = False
+        while not self._node_seen.wait(0.25):
+            if self._stopping.is_set():
+                return
+            if not warned:
+                log.warning('node "%s" not found; models are evaluated once it appears', self.node_name)
+                warned = True
+        # Read outside the lock: the sink may ask the API server, and informer threads must not wait on it.
+        known: set[str] = set()
+        if self._sink is not None:
+            try:
+                known = set(self._sink.known())
+            except Exception:
+                log.exception("reading the status sink's known models failed; starting without them")
         with self._lock:
-            self._start_pass()
+            self._start_pass(known)
 
     def stop(self) -> None:
         """Stop the informers. No task is submitted once this returns (a decision in progress on another
@@ -296,18 +311,9 @@ class Scout:
         except Exception:
             log.exception("%s: submitting the %s task failed", ref.display, task_type)
 
-    def _start_pass(self) -> None:
+    def _start_pass(self, known: set[str]) -> None:
         if self._ready.is_set() or self._stopping.is_set():
             return
-        if self._node is None:
-            log.warning('node "%s" not found yet; models are evaluated once it appears', self.node_name)
-            return
-        known: set[str] = set()
-        if self._sink is not None:
-            try:
-                known = set(self._sink.known())
-            except Exception:
-                log.exception("reading the status sink's known models failed; starting without them")
         label_refs = model_label_refs(_dig(self._node, ("metadata", "labels")) or {})
         self._known_keys = known
         self._known_labels = set(label_refs)
@@ -437,9 +443,8 @@ class Scout:
         with self._lock:
             before = self._node
             self._node = node
+            self._node_seen.set()
             if not self._ready.is_set():
-                if before is None and all(i.has_synced() for i in self._informers.values()):
-                    self._start_pass()
                 return
             if _placement_labels(before) != _placement_labels(node):
                 log.info('node "%s" labels changed; re-evaluating %d models', self.node_name, len(self._tracked))
