@@ -73,8 +73,9 @@ class FakeSink:
 class ManualInformer:
     """An informer double with the real one's surface; the test feeds its events."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, objects: dict[tuple[str, str | None, str], dict[str, Any]]) -> None:
         self.kind = kind
+        self.objects = objects
         self.handlers: dict[str, Callable[..., None]] = {}
         self.synced = False
         self.started = False
@@ -93,6 +94,10 @@ class ManualInformer:
     def has_synced(self) -> bool:
         return self.synced
 
+    def get(self, namespace: str | None, name: str) -> dict[str, Any] | None:
+        obj = self.objects.get((self.kind, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         if not self.synced and timeout:
             threading.Event().wait(min(timeout, 0.01))
@@ -110,7 +115,7 @@ class Harness:
 
         def factory(api_client: Any, kind: str, node_name: str) -> ManualInformer:
             assert node_name == NODE
-            self.informers[kind] = ManualInformer(kind)
+            self.informers[kind] = ManualInformer(kind, self.objects)
             return self.informers[kind]
 
         self.scout = Scout(object(), NODE, self.recorder, namespace="ome", sink=sink, informer_factory=factory)
@@ -371,9 +376,13 @@ def test_node_label_change_reevaluates_every_model(ready: Harness) -> None:
     for obj in (a100, h100, anywhere, cbm):
         ready.apply(obj)
     assert sorted(ready.recorder.take()) == [("Download", key(a100)), ("Download", key(anywhere))]
+    ready.apply(changed(h100, lambda o: o["metadata"].update(annotations={"ome.oracle.com/skip-config-parsing": "true"})))
     ready.set_node({"gpu": "h100"})
+    downloads = {t.ref.name: t.obj for t in ready.recorder.tasks if t.type is TaskType.DOWNLOAD}
     assert sorted(ready.recorder.take()) == sorted([("Delete", key(a100)), ("Download", key(h100)),
                                                    ("Download", "clusterbasemodel.c")])
+    # The task carries the whole current object (annotations included), not the Scout's slim copy.
+    assert downloads["h"]["metadata"]["annotations"] == {"ome.oracle.com/skip-config-parsing": "true"}
     ready.set_node({"gpu": "h100", "zone": "z1"})
     assert ready.recorder.take() == [], "a label change that flips nothing emits nothing"
 

@@ -84,6 +84,26 @@ def download_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     return changed
 
 
+_SLIM_METADATA = ("name", "namespace", "uid", "deletionTimestamp")
+_SLIM_SPEC = ("storage", "modelFormat", "additionalMetadata")
+
+
+def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the Scout keeps of a model between events: identity, termination and the spec fields that
+    placement and change detection read. (The informer keeps whole objects compactly; holding thousands of
+    whole dicts here would undo that.)"""
+    slim: dict[str, Any] = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping):
+        slim["metadata"] = {k: metadata[k] for k in _SLIM_METADATA if k in metadata}
+    spec = obj.get("spec")
+    if isinstance(spec, Mapping):
+        slim["spec"] = {k: spec[k] for k in _SLIM_SPEC if k in spec}
+    elif spec is not None:
+        slim["spec"] = spec
+    return slim
+
+
 def _deletion_timestamp(obj: Mapping[str, Any]) -> Any:
     return _dig(obj, ("metadata", "deletionTimestamp"))
 
@@ -153,6 +173,7 @@ class _Tracked:
 
     ref: ModelRef
     obj: Mapping[str, Any]
+    """The slim copy of the last object decided on (see ``_slim``)."""
     placed: bool = False
     """This node has, or is getting, the model: a Download was sent and no Delete since."""
     deleting: bool = False
@@ -332,11 +353,15 @@ class Scout:
             self._emit("Delete", label_refs[label], None, why)
         self._known_keys = set()
         self._known_labels = set()
+        seen = len(self._seen)
+        self._seen = {}
         self._ready.set()
-        log.info('scout ready: %d models seen, %d for node "%s"', len(self._seen),
+        log.info('scout ready: %d models seen, %d for node "%s"', seen,
                  sum(1 for tracked in self._tracked.values() if tracked.placed), self.node_name)
 
-    def _observe(self, obj: Mapping[str, Any]) -> None:
+    def _observe(self, obj: Mapping[str, Any], *, full: bool = True) -> None:
+        """Decide for the newest version of a model: ``obj`` is the whole object from an event, or
+        (``full=False``) the Scout's slim copy when the node changed."""
         try:
             ref = ModelRef.from_object(obj)
         except ValueError as exc:
@@ -354,11 +379,11 @@ class Scout:
 
         if _deletion_timestamp(obj):
             if prev is not None and prev.deleting:
-                prev.obj = obj
+                prev.obj = _slim(obj)
                 return
             if had_it:
                 self._emit("Delete", ref, obj, "the model is being deleted")
-            self._tracked[key] = _Tracked(ref, obj, placed=False, deleting=True)
+            self._tracked[key] = _Tracked(ref, _slim(obj), placed=False, deleting=True)
             return
 
         assert self._node is not None
@@ -370,15 +395,28 @@ class Scout:
         if not eligible:
             if had_it:
                 self._emit("Delete", ref, obj, f"no longer for this node: {reason}")
-            self._tracked[key] = _Tracked(ref, obj, placed=False)
+            self._tracked[key] = _Tracked(ref, _slim(obj), placed=False)
             return
         if prev is None or not prev.placed:
-            self._emit("Download", ref, obj, reason)
+            self._emit("Download", ref, obj if full else self._full_object(ref, obj), reason)
         else:
             changed = download_changes(prev.obj, obj)
             if changed:
-                self._emit("DownloadOverride", ref, obj, "changed: " + ", ".join(changed))
-        self._tracked[key] = _Tracked(ref, obj, placed=True)
+                self._emit("DownloadOverride", ref, obj if full else self._full_object(ref, obj),
+                           "changed: " + ", ".join(changed))
+        self._tracked[key] = _Tracked(ref, _slim(obj), placed=True)
+
+    def _full_object(self, ref: ModelRef, slim: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The informer's whole copy of a model the Scout only keeps slim (the slim one if it is gone)."""
+        informer = self._informers.get(ref.kind)
+        try:
+            whole = informer.get(ref.namespace, ref.name) if informer is not None else None
+        except Exception:
+            log.exception("%s: reading the informer cache failed", ref.display)
+            whole = None
+        if whole is None or (ref.uid and _dig(whole, ("metadata", "uid")) != ref.uid):
+            return slim
+        return whole
 
     def _forget(self, obj: Mapping[str, Any]) -> None:
         try:
@@ -404,7 +442,7 @@ class Scout:
     def _reevaluate(self) -> None:
         for tracked in list(self._tracked.values()):
             if not tracked.deleting:
-                self._observe(tracked.obj)
+                self._observe(tracked.obj, full=False)
 
     # ------------------------------------------------------------------------------------------- handlers
 
@@ -418,10 +456,10 @@ class Scout:
     def _on_model(self, obj: Mapping[str, Any]) -> None:
         key = self._key_of(obj)
         with self._lock:
-            if key is not None:
-                self._seen[key] = obj
             if self._ready.is_set():
                 self._observe(obj)
+            elif key is not None:
+                self._seen[key] = obj
 
     def _on_model_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         self._on_model(new)
@@ -429,12 +467,12 @@ class Scout:
     def _on_model_delete(self, obj: Mapping[str, Any]) -> None:
         key = self._key_of(obj)
         with self._lock:
-            if key is not None:
+            if self._ready.is_set():
+                self._forget(obj)
+            elif key is not None:
                 current = self._seen.get(key)
                 if current is None or _dig(current, ("metadata", "uid")) == _dig(obj, ("metadata", "uid")):
                     self._seen.pop(key, None)
-            if self._ready.is_set():
-                self._forget(obj)
 
     def _on_node(self, node: Any) -> None:
         node = node_to_dict(node)
