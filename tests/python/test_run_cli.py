@@ -6,9 +6,12 @@ import argparse
 import io
 import json
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -136,3 +139,86 @@ def test_json_logs_carry_the_model_identity():
     assert (line["model"], line["model_kind"], line["model_namespace"], line["model_name"]) == (
         "BaseModel ns/m", "BaseModel", "ns", "m")
     assert line["status"] == "Ready" and line["time"].endswith("Z")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Kubernetes mode end to end: `model-agent run` against the fake API server and the fake hub
+
+
+def _wait(predicate, what, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"agent exited with {proc.returncode} while waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _base_model(name: str, uri: str) -> dict:
+    return {"apiVersion": "ome.io/v1beta1", "kind": "BaseModel",
+            "metadata": {"name": name, "namespace": "team"}, "spec": {"storage": {"storageUri": uri}}}
+
+
+def test_kubernetes_mode_end_to_end(fake_kube, kube_config_file, fake_hub, synthetic_model, tmp_path):
+    fake_kube.add_node("node-1", labels={"kubernetes.io/hostname": "node-1"})
+    fake_kube.add_namespace("team")
+    fake_hub.add_repo("org/a", synthetic_model(seed=1).repo_files())
+    fake_hub.add_repo("org/b", synthetic_model(seed=2).repo_files())
+    fake_hub.add_repo("org/big", synthetic_model(seed=3, shard_sizes=[32 << 20]).repo_files())
+    root = tmp_path / "models"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_AGENT_") and k != "NODE_NAME"}
+    env.update(PYTHONPATH=os.pathsep.join(sys.path), HF_ENDPOINT=fake_hub.url, NODE_NAME="node-1")
+    log_path = tmp_path / "agent.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelagent", "run", "--kubeconfig", str(kube_config_file),
+             "--models-root-dir", str(root), "--port", "0", "--num-download-worker", "1",
+             "--progress-interval", "0.2"],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        def label(name: str) -> str | None:
+            labels = fake_kube.get("nodes", "node-1")["metadata"].get("labels") or {}
+            return labels.get(f"models.ome.io/team.basemodel.{name}")
+
+        def entry(name: str) -> dict | None:
+            if not fake_kube.exists("configmaps", "node-1", namespace="ome"):
+                return None
+            data = fake_kube.get("configmaps", "node-1", namespace="ome").get("data") or {}
+            text = data.get(f"team.basemodel.{name}")
+            return None if text is None else json.loads(text)
+
+        fake_kube.create("basemodels", _base_model("a", "hf://org/a"), namespace="team")
+        _wait(lambda: label("a") == "Ready" and (entry("a") or {}).get("status") == "Ready", "a Ready", proc)
+        assert entry("a")["config"]["modelType"] == "llama"
+        assert (root / "basemodels" / "team" / "a" / "config.json").is_file()
+
+        # A label-only change must not download again. With one worker, b being Ready means a's task
+        # (had there been one) already ran.
+        fake_hub.clear_requests()
+        fake_kube.patch("basemodels", "a", {"metadata": {"labels": {"tier": "gold"}}}, namespace="team")
+        fake_kube.create("basemodels", _base_model("b", "hf://org/b"), namespace="team")
+        _wait(lambda: label("b") == "Ready", "b Ready", proc)
+        assert not fake_hub.find_requests(path="org/a")
+
+        # Delete during a download: cancelled within seconds, label/entry/folder gone, never resurrected.
+        fake_hub.throttle(512 << 10, server="cdn")
+        fake_kube.create("basemodels", _base_model("big", "hf://org/big"), namespace="team")
+        _wait(lambda: ((entry("big") or {}).get("progress") or {}).get("completedBytes", 0) > 0,
+              "big downloading", proc)
+        assert label("big") == "Updating"
+        fake_kube.delete("basemodels", "big", namespace="team")
+        _wait(lambda: label("big") is None and entry("big") is None, "big's label and entry removed", proc)
+        _wait(lambda: not (root / "basemodels" / "team" / "big").exists(), "big's folder removed", proc)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert label("big") is None and entry("big") is None
+        assert label("a") == "Ready" and label("b") == "Ready"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
