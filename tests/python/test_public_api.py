@@ -1,0 +1,20 @@
+"""The public package exports exactly what it imports, and every export is usable."""
+
+from __future__ import annotations
+
+import modelagent
+
+
+def test_all_lists_every_public_name_and_only_existing_ones() -> None:
+    public = {n for n in vars(modelagent) if not n.startswith("_") and not isinstance(getattr(modelagent, n), type(modelagent))}
+    public.add("__version__")
+    assert set(modelagent.__all__) == public
+    for name in modelagent.__all__:
+        assert getattr(modelagent, name) is not None
+
+
+def test_errors_share_one_base() -> None:
+    for name in modelagent.__all__:
+        obj = getattr(modelagent, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, modelagent.ModelAgentError), name
