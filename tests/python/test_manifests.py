@@ -400,3 +400,18 @@ def test_manifest_error_is_a_value_error():
     with pytest.raises(ManifestError):
         build(ManifestOptions(namespace=""))
     assert issubclass(ManifestError, ValueError)
+
+
+def test_operator_docs_settings_table_matches_the_agent():
+    from modelagent.agent.config import OPTIONS
+
+    by_flag = {o.flag: o for o in OPTIONS}
+    text = (REPO / "docs" / "operators.md").read_text(encoding="utf-8")
+    section = text.split("## 3. Settings", 1)[1].split("## 4.", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `--")]
+    assert len(rows) >= 5
+    for flag_cell, default_cell in rows:
+        flag = flag_cell.strip().strip("`")
+        assert flag in by_flag, flag
+        default = by_flag[flag].default
+        assert default_cell.strip().strip("`") == (f"{default:g}" if isinstance(default, float) else str(default))

@@ -25,7 +25,7 @@ def sample_data() -> dict[str, str]:
         phase="Downloading", total_bytes=4 * 2**30, completed_bytes=2**30, total_files=4, completed_files=1,
         speed_bytes_per_sec=52428800.0, last_updated="2024-05-01T12:00:00Z"))
     failed = ModelEntry.from_dict({"name": "big", "status": "Failed",
-                                   "reason": "storage type s3 is not supported by this agent yet"})
+                                   "reason": "storage type s3:// is not supported by this agent yet"})
     return {
         configmap_key("BaseModel", "llama-3-1-8b", "default"): ready.to_json(),
         configmap_key("BaseModel", "qwen", "team-a"): updating.to_json(),
@@ -69,7 +69,7 @@ def table(out: str) -> list[dict[str, str]]:
 
 EXPECTED_ROWS = [
     {"KIND": "ClusterBaseModel", "NAMESPACE": "-", "NAME": "big", "STATUS": "Failed", "SIZE": "-", "ARCH": "-",
-     "MAX TOKENS": "-", "PROGRESS": "-", "REASON": "storage type s3 is not supported by this agent yet"},
+     "MAX TOKENS": "-", "PROGRESS": "-", "REASON": "storage type s3:// is not supported by this agent yet"},
     {"KIND": "BaseModel", "NAMESPACE": "default", "NAME": "llama-3-1-8b", "STATUS": "Ready", "SIZE": "8.03B",
      "ARCH": "LlamaForCausalLM", "MAX TOKENS": "131072", "PROGRESS": "-", "REASON": "-"},
     {"KIND": "BaseModel", "NAMESPACE": "team-a", "NAME": "qwen", "STATUS": "Updating", "SIZE": "-", "ARCH": "-",
@@ -103,7 +103,7 @@ def test_standalone_json_is_the_data_map_parsed(capsys, tmp_path):
     printed = json.loads(out)
     assert printed == {key: json.loads(value) for key, value in data.items()}
     assert list(printed) == sorted(data)
-    assert printed["clusterbasemodel.big"]["reason"] == "storage type s3 is not supported by this agent yet"
+    assert printed["clusterbasemodel.big"]["reason"] == "storage type s3:// is not supported by this agent yet"
 
 
 def test_empty_status_file(capsys, tmp_path):
@@ -262,3 +262,11 @@ def test_rate_units():
     assert format_rate(1023) == "1023B/s"
     assert format_rate(3 * 2**30) == "3.0GiB/s"
     assert format_rate(5 * 2**40) == "5120.0GiB/s"
+
+
+def test_operator_docs_show_the_real_table(capsys, tmp_path):
+    write_status_file(tmp_path, sample_data())
+    code, out, _ = status(capsys, "--standalone", "--models-root-dir", str(tmp_path))
+    assert code == 0
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operators.md").read_text(encoding="utf-8")
+    assert "```\n" + out + "```\n" in docs
