@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-
 from modelagent import inspect_model
-from modelagent.agent.config_parser import ModelConfigParser, skips_config_parsing, spec_backfill
+from modelagent.agent.config_parser import (
+    ModelConfigParser,
+    skips_config_parsing,
+    spec_backfill,
+)
 from modelagent.agent.model_ref import ModelRef
 from modelagent.testing.model_factory import DEFAULT_CONFIG, write_synthetic_model
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-
 from modelagent import ModelEntry, ModelEntryError, configmap_key
 from modelagent.agent.configmap import (
     MAX_DATA_BYTES,
@@ -18,6 +17,7 @@ from modelagent.agent.configmap import (
 )
 from modelagent.agent.kubernetes_sink import KubernetesStatusSink
 from modelagent.agent.model_ref import ModelRef
+from modelagent.agent.node_labels import NodeLabelError
 from modelagent.agent.status_sink import StatusSink
 
 NODE = "test-node"
@@ -412,3 +412,18 @@ def test_sink_config_and_progress(fake_kube: Any, sink: KubernetesStatusSink) ->
     got = entry(fake_kube, BM)
     assert got["status"] == "Ready" and "progress" not in got and got["config"]["modelType"] == "llama"
     assert set(sink.known()) == {BM.configmap_key}
+
+
+def test_sink_label_failure_keeps_entry_behind_until_heal(fake_kube: Any, core: client.CoreV1Api) -> None:
+    sink = KubernetesStatusSink(core, NODE, NS, label_retries=2, backoff=0)
+    sink.set_status(BM, "Updating")
+    sink.set_config(BM, CONFIG)
+    fake_kube.fail_next(2, 503, verb="patch", path="/nodes/")
+    with pytest.raises(NodeLabelError, match="after 2 attempts"):
+        sink.set_status(BM, "Ready")
+    assert node_labels(fake_kube)[BM.label_key] == "Updating"
+    assert entry(fake_kube, BM)["status"] == "Updating"  # not ahead of the label
+    sink.heal()
+    assert node_labels(fake_kube)[BM.label_key] == "Ready"
+    got = entry(fake_kube, BM)
+    assert got["status"] == "Ready" and got["config"]["modelType"] == "llama"

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from modelagent import ModelEntry, ModelEntryError
 from modelagent.agent.file_sink import FileStatusSink, atomic_write_json
 from modelagent.agent.model_ref import ModelRef

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-
 from modelagent.agent.model_ref import ModelRef
 from modelagent.agent.node_labels import (
     NodeLabelError,

@@ -160,16 +160,18 @@ class ModelConfigParser:
         raise RuntimeError(f"{ref.display}: spec back-fill kept conflicting after {self.retries} attempts") from last
 
     def _get(self, ref: ModelRef) -> dict[str, Any]:
+        api: Any = self.api
         plural = PLURALS[ref.kind]
         if ref.kind == BASE_MODEL:
-            return self.api.get_namespaced_custom_object(GROUP, VERSION, ref.namespace, plural, ref.name)
-        return self.api.get_cluster_custom_object(GROUP, VERSION, plural, ref.name)
+            return api.get_namespaced_custom_object(GROUP, VERSION, ref.namespace, plural, ref.name)
+        return api.get_cluster_custom_object(GROUP, VERSION, plural, ref.name)
 
     def _patch(self, ref: ModelRef, body: dict[str, Any]) -> Any:
+        api: Any = self.api
         plural = PLURALS[ref.kind]
         if ref.kind == BASE_MODEL:
-            return self.api.patch_namespaced_custom_object(GROUP, VERSION, ref.namespace, plural, ref.name, body)
-        return self.api.patch_cluster_custom_object(GROUP, VERSION, plural, ref.name, body)
+            return api.patch_namespaced_custom_object(GROUP, VERSION, ref.namespace, plural, ref.name, body)
+        return api.patch_cluster_custom_object(GROUP, VERSION, plural, ref.name, body)
 
 
 __all__ = [

@@ -123,6 +123,15 @@ class ConfigMapReconciler:
                                  key=ref.configmap_key)
         self._update(ref, lambda entry: with_progress(entry, ref, progress))
 
+    def remember_status(self, ref: ModelRef, status: str, *, reason: str | None = None) -> None:
+        """Record ``status`` as the entry's desired state without writing (the next :meth:`heal` writes it).
+        Only for an entry this reconciler already remembers, so healing never replaces a stored config."""
+        status = check_status(status)
+        key = ref.configmap_key
+        with self._lock:
+            if key in self._desired:
+                self._desired[key] = with_status(self._desired[key], ref, status, reason)
+
     def remove(self, ref: ModelRef) -> None:
         """Remove the model's entry (nothing is written when it or the ConfigMap is absent)."""
         key = ref.configmap_key

@@ -62,7 +62,12 @@ class KubernetesStatusSink:
                 existing = self.configmap.known().get(key)
                 if existing is None:
                     self.configmap.set_status(ref, "Updating")
-            self.labels.set_label(ref, status)
+            try:
+                self.labels.set_label(ref, status)
+            except Exception:
+                # The entry must not get ahead of the label; healing writes both once the API recovers.
+                self.configmap.remember_status(ref, status, reason=reason)
+                raise
             self.configmap.set_status(ref, status, reason=reason)
 
     def set_config(self, ref: ModelRef, config: Mapping[str, Any]) -> None:
@@ -89,8 +94,8 @@ class KubernetesStatusSink:
         return self.configmap.known()
 
     def heal(self, live_keys: set[str] | None = None) -> None:
-        """Heal the ConfigMap (entries, labels, annotations), then the node labels: desired values
-        restored and, with ``live_keys``, labels of models that no longer exist removed."""
+        """Heal the node labels (desired values restored; with ``live_keys``, labels of models that no
+        longer exist removed), then the ConfigMap (entries, its labels and annotations)."""
         with self._lock:
             if live_keys is not None:
                 for key in [k for k in self._labels if k not in live_keys]:
@@ -100,12 +105,13 @@ class KubernetesStatusSink:
             if live_keys is not None:
                 keep = set(wanted)
                 keep.update(label for label in map(label_key_for, live_keys) if label)
+            # Same order as the single writes: labels lead, the ConfigMap follows.
             error: BaseException | None = None
             try:
-                self.configmap.heal(live_keys)
-            except Exception as exc:  # noqa: BLE001 - the labels are healed regardless; re-raised below
+                self.labels.apply(wanted, remove_unless=keep)
+            except Exception as exc:  # noqa: BLE001 - the ConfigMap is healed regardless; re-raised below
                 error = exc
-            self.labels.apply(wanted, remove_unless=keep)
+            self.configmap.heal(live_keys)
             if error is not None:
                 raise error
 

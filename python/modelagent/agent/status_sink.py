@@ -106,7 +106,7 @@ def with_status(entry: Mapping[str, Any] | None, ref: ModelRef, status: str, rea
 
 def with_config(entry: Mapping[str, Any] | None, ref: ModelRef, config: Mapping[str, Any]) -> dict[str, Any]:
     """``entry`` with its ``config`` replaced; a new entry starts as ``Ready`` (as OME's metadata write does)."""
-    out = copy.deepcopy(dict(entry)) if entry else {"name": ref.name, "status": "Ready"}
+    out: dict[str, Any] = copy.deepcopy(dict(entry)) if entry else {"name": ref.name, "status": "Ready"}
     out["name"] = ref.name
     out["config"] = copy.deepcopy(dict(config))
     return out
@@ -144,11 +144,11 @@ def label_key_for(configmap_key: str) -> str | None:
 
 __all__ = [
     "FINAL_STATUSES",
-    "label_key_for",
     "SETTABLE_STATUSES",
     "StatusSink",
     "check_status",
     "entry_json",
+    "label_key_for",
     "parse_entry",
     "with_config",
     "with_progress",
