@@ -407,3 +407,24 @@ def test_swap_directories_exchanges(tmp_path: Path):
     retired = swap_directories(new, current)
     assert (current / "f").read_text() == "new"
     assert (retired / "f").read_text() == "old"
+
+
+def test_kubernetes_secret_reader(fake_kube, kube_api_client):
+    from kubernetes import client
+
+    from modelagent.agent.secrets import hf_token, kubernetes_secret_reader
+
+    fake_kube.add_namespace("team")
+    fake_kube.create("secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf"},
+                                 "stringData": {"token": "hf_team", "other": "hf_other"}}, namespace="team")
+    fake_kube.create("secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf"},
+                                 "stringData": {"token": "hf_cluster"}}, namespace="ome")
+    read = kubernetes_secret_reader(client.CoreV1Api(kube_api_client))
+    assert read("team", "absent") is None
+    bm_obj = model("m", "hf://org/m", key="hf")
+    assert hf_token(bm_obj, ModelRef.from_object(bm_obj), read_secret=read, cluster_namespace="ome") == "hf_team"
+    other = model("m", "hf://org/m", key="hf", parameters={"secretKey": "other"})
+    assert hf_token(other, ModelRef.from_object(other), read_secret=read, cluster_namespace="ome") == "hf_other"
+    cbm = model("c", "hf://org/m", namespace=None, key="hf")
+    assert hf_token(cbm, ModelRef.from_object(cbm), read_secret=read, cluster_namespace="ome") == "hf_cluster"
+    assert [r.verb for r in fake_kube.find_requests(resource="secrets")] == ["get"] * 4

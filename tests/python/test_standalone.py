@@ -264,25 +264,54 @@ def test_standalone_follows_file_edits_serves_metrics_and_stops_on_sigterm(
     assert agent.proc.wait(10) == 0
 
 
-def test_sigterm_mid_download_exits_quickly_and_leaves_resumable_partials(
-    tmp_path: Path, fake_hub: Any, synthetic_model: Any, agents: Any
-):
-    fake_hub.add_repo("org/big", synthetic_model(shard_sizes=[32 << 20]).repo_files())
-    fake_hub.throttle(512 << 10, server="cdn")
+def test_sigterm_mid_download_then_restart_resumes(tmp_path: Path, fake_hub: Any, synthetic_model: Any, agents: Any):
+    fake_hub.add_repo("org/big", synthetic_model(shard_sizes=[1 << 20, 1 << 20, 32 << 20]).repo_files())
+    fake_hub.throttle(1 << 20, server="cdn")
     root = tmp_path / "models"
     models = tmp_path / "models.yaml"
     write(models, bm("big", "hf://org/big"))
-    agent = agents(["--standalone", str(models), "--models-root-dir", str(root), "--port", "0",
-                    "--progress-interval", "0.2"], agent_env(HF_ENDPOINT=fake_hub.url))
+    args = ["--standalone", str(models), "--models-root-dir", str(root), "--port", "0", "--progress-interval", "0.2"]
+    agent = agents(args, agent_env(HF_ENDPOINT=fake_hub.url))
     key = configmap_key("BaseModel", "big", "default")
-    agent.wait(lambda: read_status(root).get(key, {}).get("progress", {}).get("completedBytes", 0) > 0,
-             "download progress in the status file")
+    def all_but_one_done() -> bool:
+        progress = read_status(root).get(key, {}).get("progress", {})
+        return progress.get("totalFiles", 0) > 0 and progress["completedFiles"] == progress["totalFiles"] - 1
+
+    agent.wait(all_but_one_done, "every file but the large one complete")
     started = time.monotonic()
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.proc.wait(15) == 0
     assert time.monotonic() - started < 10
-    assert read_status(root)[key]["status"] == "Updating"  # resumed at the next start
+    assert read_status(root)[key]["status"] == "Updating"  # finished by the next start
+
     dest = root / "basemodels" / "default" / "big"
-    partial = [p for p in dest.rglob("*") if p.is_file() and p.stat().st_size > 0
-               and p.name != "config.json"]
-    assert partial, "no partial data kept for resuming"
+    hub_files = fake_hub.files("org/big", "main")
+    lfs = {p: f for p, f in hub_files.items() if f.sha256}
+    complete = {p for p, f in lfs.items() if (dest / p).is_file() and (dest / p).stat().st_size == f.size}
+    assert complete and set(lfs) - complete, "stopped too early or too late for this test"
+    fake_hub.throttle(None)
+    fake_hub.clear_requests()
+    restarted = agents(args, agent_env(HF_ENDPOINT=fake_hub.url))
+    restarted.wait(lambda: read_status(root).get(key, {}).get("status") == "Ready", "Ready after the restart")
+    cdn = [r for r in fake_hub.requests if r.server == "cdn" and r.method == "GET"]
+    for path in complete:
+        assert not any(r.path.endswith(lfs[path].sha256) for r in cdn), f"{path} was downloaded again"
+    for path in set(lfs) - complete:
+        fetched = [r for r in cdn if r.path.endswith(lfs[path].sha256)]
+        assert fetched and all((r.range or "").startswith("bytes=") and not r.range.startswith("bytes=0-")
+                               for r in fetched), f"{path} was not resumed: {[r.range for r in fetched]}"
+        assert (dest / path).stat().st_size == lfs[path].size
+    restarted.proc.send_signal(signal.SIGTERM)
+    assert restarted.proc.wait(10) == 0
+
+
+def test_unusable_models_file_exits_2(tmp_path: Path):
+    bad = tmp_path / "models.yaml"
+    bad.write_text("kind: BaseModel\nmetadata: {}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelagent", "run", "--standalone", str(bad), "--models-root-dir",
+         str(tmp_path / "models"), "--port", "0"],
+        capture_output=True, text=True, env=agent_env(), timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"{bad} document 1: BaseModel has no metadata.name" in proc.stdout
