@@ -220,6 +220,42 @@ def test_objects_handed_out_are_private_copies(kube: FakeKubeAPI, api: Any,
         informer.add_handlers(on_add=second.on_add)
 
 
+def test_cache_reads_from_other_threads_while_events_arrive(kube: FakeKubeAPI, api: Any,
+                                                           started: Callable[[Informer], Informer]) -> None:
+    recorder = Recorder()
+    informer = synced_informer(kube, api, started, recorder)
+    problems: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                for obj in informer.list():
+                    assert obj["metadata"]["namespace"] == "ome"
+                for key in informer.keys():
+                    informer.get(*key)
+                assert len(informer) >= 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            problems.append(exc)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        for index in range(150):
+            kube.create("basemodels", base_model(f"m{index:03d}"), namespace="ome")
+            if index % 3 == 0:
+                kube.delete("basemodels", f"m{index:03d}", namespace="ome")
+        recorder.wait(lambda r: len(r.events) == 200, "150 adds and 50 deletes")
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join(WAIT)
+    assert not problems
+    assert len(informer) == 100
+    assert informer.resource_version == kube.resource_version
+
+
 def test_paged_list(kube: FakeKubeAPI, api: Any, started: Callable[[Informer], Informer]) -> None:
     for index in range(1203):
         kube.create("basemodels", base_model(f"m{index:04d}"), namespace="ome")
