@@ -136,10 +136,6 @@ def publish(hub: Any, synthetic_model: Callable[..., Any], repo: str, **kwargs: 
     return files
 
 
-def cdn_gets(hub: Any, repo_sha_paths: set[str] | None = None) -> list[Any]:
-    return [r for r in hub.requests if r.server == "cdn" and r.method == "GET"]
-
-
 def test_download_reports_updating_progress_config_ready(make_gopher, sink, root, fake_hub, synthetic_model):
     publish(fake_hub, synthetic_model, "org/llama", shard_sizes=[3 << 20, 3 << 20])
     fake_hub.throttle(8 << 20, server="cdn")
@@ -428,3 +424,27 @@ def test_kubernetes_secret_reader(fake_kube, kube_api_client):
     cbm = model("c", "hf://org/m", namespace=None, key="hf")
     assert hf_token(cbm, ModelRef.from_object(cbm), read_secret=read, cluster_namespace="ome") == "hf_cluster"
     assert [r.verb for r in fake_kube.find_requests(resource="secrets")] == ["get"] * 4
+
+
+def test_uri_change_during_download_replaces_the_partial_files(make_gopher, sink, root, fake_hub, synthetic_model):
+    publish(fake_hub, synthetic_model, "org/slow", shard_sizes=[16 << 20], seed=1)
+    publish(fake_hub, synthetic_model, "org/b", shard_sizes=[1 << 20], seed=2)
+    fake_hub.throttle(256 << 10, path="/repos/")
+    gopher = make_gopher()
+    first = model("m", "hf://org/slow")
+    key = ModelRef.from_object(first).configmap_key
+    gopher.submit(task(TaskType.DOWNLOAD, first))
+    wait_for(lambda: any(c[0] == "progress" and c[1]["completedBytes"] > 0 for c in sink.calls_for(key)),
+             "first download running")
+    fake_hub.throttle(None)
+    gopher.submit(task(TaskType.DOWNLOAD_OVERRIDE, model("m", "hf://org/b")))
+    assert gopher.wait_idle(BOUND)
+    dest = root / "basemodels" / "team" / "m"
+    b_files = fake_hub.files("org/b", "main")
+    on_disk = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()
+                     and ".modelagent" not in p.parts and not p.name.startswith("."))
+    assert on_disk == sorted(b_files)
+    assert (dest / "model.safetensors").stat().st_size == 1 << 20
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["m"]
+    assert sink.status(key) == "Ready"
+    assert [c for c in sink.calls_for(key) if c[0] == "status"][-1] == ("status", ("Ready", None))

@@ -19,7 +19,7 @@ import pytest
 
 from modelagent import configmap_key
 from modelagent.agent.file_source import FileModelSource, ModelFileError, load_models_file
-from modelagent.agent.tasks import GopherTask, TaskType
+from modelagent.agent.tasks import GopherTask
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "standalone" / "models.yaml"

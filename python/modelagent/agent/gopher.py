@@ -178,6 +178,7 @@ class _ModelState:
     identity: str | None = None
     uri: str | None = None
     outcome: str | None = None
+    attempt: tuple[Path, str] | None = None  # (folder, uri) of the last download started, finished or not
 
 
 class _Reporter:
@@ -188,7 +189,7 @@ class _Reporter:
         self._state = state
         self._generation = generation
         self._ref = ref
-        self._log = log
+        self.log = log
         self._lock = threading.Lock()
         self._final = False
         self._last_progress = float("-inf")
@@ -200,14 +201,14 @@ class _Reporter:
         try:
             fn()
         except Exception as error:  # noqa: BLE001 - a failed report must not kill the worker
-            self._log.error("cannot write %s: %s", what, error)
+            self.log.error("cannot write %s: %s", what, error)
             return False
         return True
 
     def status(self, status: str, reason: str | None = None) -> bool:
         with self._lock:
             if not self.current():
-                self._log.info("not writing status %s: the model was deleted or superseded", status)
+                self.log.info("not writing status %s: the model was deleted or superseded", status)
                 return False
             if status in ("Ready", "Failed"):
                 self._final = True
@@ -547,20 +548,24 @@ class Gopher:
             self._fail(reporter, state, ref, str(error), "invalid_destination", log)
             return
         log = model_logger(_log, ref, task=str(task.type), uri=kind.uri, dest=str(dest))
-        reporter._log = log
+        reporter.log = log
         if not reporter.status("Updating"):
             return
         with self._cond:
             state.identity = identity
-            previous_dest, previous_uri = state.dest, state.uri
+            previous_dest, previous_uri, attempt = state.dest, state.uri, state.attempt
         if previous_dest != dest:
             previous_uri = self._recorded_uri(dest)
+        if previous_uri is None and attempt is not None and attempt[0] == dest:
+            previous_uri = attempt[1]  # an interrupted download of another URI left files there
         staging: Path | None = None
         if previous_uri is not None and previous_uri != kind.uri and dest.is_dir() and any(dest.iterdir()):
             digest = hashlib.sha256(kind.uri.encode()).hexdigest()[:8]
             staging = dest.with_name(f"{dest.name}.next-{digest}")
             self.destinations.add(ref.configmap_key, staging, ref.display)
         target = staging or dest
+        with self._cond:
+            state.attempt = (target, kind.uri)
         token = hf_token(obj, ref, read_secret=self.read_secret, cluster_namespace=self.cluster_namespace, log=log)
         log.info("downloading %s into %s", kind.uri, target)
         started = time.monotonic()
@@ -663,19 +668,20 @@ class Gopher:
     def _run_delete(self, task: GopherTask, state: _ModelState, log: Any) -> None:
         ref, obj = task.ref, task.obj
         with self._cond:
-            known_dest = state.dest
+            folders = [p for p in (state.dest, state.attempt[0] if state.attempt else None) if p is not None]
         try:
             kind: StorageKind | None = classify(obj)
         except InvalidStorageUri:
             kind = None
-        folders: list[Path] = []
-        if known_dest is not None:
-            folders.append(known_dest)
-        elif kind is not None and kind.handling is Handling.DOWNLOAD:
+        if kind is not None and kind.handling is Handling.DOWNLOAD:
             try:
                 folders.append(resolve_destination(obj, ref, self.models_root))
             except DestinationError:
                 pass
+            else:
+                if self.destinations.owner(folders[-1]) not in (None, ref.configmap_key):
+                    folders.pop()  # another model's folder: never ours to remove
+        folders = list(dict.fromkeys(folders))
         for folder in folders:
             for leftover in folder.parent.glob(f"{folder.name}.next-*") if folder.parent.is_dir() else ():
                 self._remove_folder(leftover, ref, log)
@@ -689,7 +695,7 @@ class Gopher:
         if self.metrics is not None:
             self.metrics.forget_model(ref.kind, ref.namespace, ref.name)
         with self._cond:
-            state.dest = None
+            state.dest = state.attempt = None
             state.identity = state.uri = state.outcome = None
         log.info("model deleted from this node")
 
