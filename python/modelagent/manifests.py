@@ -55,11 +55,11 @@ class ManifestOptions:
     """What ``model-agent manifests`` varies.
 
     Attributes:
-        namespace: namespace of the ServiceAccount, DaemonSet and the per-node ConfigMaps (passed to the
-            agent as ``--namespace``; also where ClusterBaseModel token Secrets are looked up).
+        namespace: namespace of the ServiceAccount, DaemonSet and the per-node ConfigMaps (given to the
+            agent as ``MODEL_AGENT_NAMESPACE``; also where ClusterBaseModel token Secrets are looked up).
         image: container image of the agent.
-        models_root_dir: models folder on the host, mounted at the same path in the container and passed
-            as ``--models-root-dir`` (paths in ``spec.storage.path`` then mean the same on host and pod).
+        models_root_dir: models folder on the host, mounted at the same path in the container and given to
+            the agent as ``MODEL_AGENT_MODELS_ROOT_DIR`` (``spec.storage.path`` means the same on host and pod).
         gpu_nodes_only: run only on nodes labelled ``nvidia.com/gpu=true`` (OME's shipped affinity).
         priority_class: ``priorityClassName`` of the pods, or None.
         secret_namespaces: None grants ``get`` on Secrets cluster-wide; a list grants it only in these
@@ -246,7 +246,7 @@ def model_status_schema() -> dict[str, Any]:
     }
 
 
-_PRINTER_COLUMNS = [
+_PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Ready", "type": "string", "jsonPath": ".status.state"},
     {"name": "URI", "type": "string", "jsonPath": ".spec.storage.storageUri"},
     {"name": "Architecture", "type": "string", "jsonPath": ".spec.modelArchitecture"},
@@ -350,15 +350,20 @@ def rbac(options: ManifestOptions) -> list[dict[str, Any]]:
 def daemonset(options: ManifestOptions) -> list[dict[str, Any]]:
     """The agent's DaemonSet."""
     root = options.models_root_dir.rstrip("/")
-    command = ["model-agent", "run", "--models-root-dir", root, "--namespace", options.namespace,
-               "--port", str(METRICS_PORT), "--log-format", "json", *options.extra_args]
+    command = ["model-agent", "run", "--port", str(METRICS_PORT), "--log-format", "json", *options.extra_args]
     probe_port = {"port": "metrics"}
     container: dict[str, Any] = {
         "name": "model-agent",
         "image": options.image,
         "imagePullPolicy": "IfNotPresent",
         "command": command,
-        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        # Settings as environment variables so that `kubectl exec ... model-agent status` inside the pod
+        # finds the same namespace and models root as the agent.
+        "env": [
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "MODEL_AGENT_NAMESPACE", "value": options.namespace},
+            {"name": "MODEL_AGENT_MODELS_ROOT_DIR", "value": root},
+        ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "livenessProbe": {"httpGet": {"path": "/livez", **probe_port}, "initialDelaySeconds": 10,
                           "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},

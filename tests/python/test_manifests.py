@@ -349,6 +349,8 @@ def test_daemonset_shape():
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container["env"]
+    assert {"name": "MODEL_AGENT_NAMESPACE", "value": "models"} in container["env"]
+    assert {"name": "MODEL_AGENT_MODELS_ROOT_DIR", "value": "/raid/models"} in container["env"]
     resources = container["resources"]
     assert resources["requests"] == {"cpu": "100m", "memory": "256Mi"} and "memory" in resources["limits"]
     security = container["securityContext"]
@@ -367,7 +369,9 @@ def test_daemonset_command_is_a_valid_model_agent_run():
     command = container["command"]
     assert command[:2] == ["model-agent", "run"]
     args = build_parser().parse_args(command[1:])
-    settings = resolve(args, environ={"NODE_NAME": "gpu-node-7"})
+    environ = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    environ["NODE_NAME"] = "gpu-node-7"  # what the downward API fills in
+    settings = resolve(args, environ=environ)
     assert settings.namespace == "models"
     assert settings.models_root_dir == "/raid/models"
     assert settings.port == container["ports"][0]["containerPort"]
