@@ -517,7 +517,8 @@ void Engine::create_tasks(FileJob& f, const IntervalSet& done) {
     t->file = &f;
     t->range = r;
     t->pos = r.begin;
-    t->whole_file = whole;
+    // A range that is the whole file is a plain GET (Content-Length still checks the size).
+    t->whole_file = whole || (ranges.size() == 1 && r.begin == 0 && r.end == f.size);
     t->url = f.resolved_url.empty() ? f.planned->url : f.resolved_url;
     t->send_credentials = f.resolved_url.empty() ? true : f.resolved_credentials;
     ++f.tasks_alive;
@@ -607,7 +608,10 @@ void Engine::begin_transfer(RangeTask& t) {
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, kCurlReceiveBuffer);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_seconds * 1000));
-  if (options_.low_speed_timeout_seconds > 0) {
+  // A bandwidth cap can legitimately hold a transfer under 1 KiB/s; then only the cap governs speed.
+  bool capped_slow = options_.bandwidth_limit > 0 &&
+                     options_.bandwidth_limit < 4096ull * static_cast<uint64_t>(options_.max_connections);
+  if (options_.low_speed_timeout_seconds > 0 && !capped_slow) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, std::max(1L, static_cast<long>(options_.low_speed_timeout_seconds)));
   }
@@ -688,6 +692,7 @@ void Engine::validate(RangeTask& t) {
       if (f.size == kUnknownSize) {
         f.size = total;
         t.range.end = total;
+        progress_->bytes_total.fetch_add(total);
       }
     }
     if (a != t.pos || (t.range.end != kUnknownSize && b + 1 > t.range.end)) {
@@ -708,7 +713,10 @@ void Engine::validate(RangeTask& t) {
     if (!cl.empty()) {
       uint64_t length = std::strtoull(cl.c_str(), nullptr, 10);
       if (f.size != kUnknownSize && length != f.size) return fail_size(length);
-      if (f.size == kUnknownSize) f.size = length;
+      if (f.size == kUnknownSize) {
+        f.size = length;
+        progress_->bytes_total.fetch_add(length);
+      }
     }
     if (asked_range) {
       // The server ignored Range but this range starts at 0: keep the stream as the whole file.
@@ -882,6 +890,7 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     if (t.range.end == kUnknownSize) {  // a stream of unknown length ended
       f.size = t.pos;
       t.range.end = t.pos;
+      progress_->bytes_total.fetch_add(t.pos);
     }
     if (t.pos != t.range.end) {
       schedule_retry(t, "connection closed after " + std::to_string(t.pos - t.range.begin) + " of " +

@@ -117,7 +117,10 @@ TEST(DownloadEngine, ZeroByteFileAndUnknownSize) {
   PlannedFile unknown = planned("stream.bin", server.url("/stream.bin"), stream, DigestKind::GitBlobSha1);
   unknown.size = kUnknownSize;  // git-blob SHA-1 needs the size: computed once the stream ended
   plan.files.push_back(unknown);
-  auto report = run_download(plan, dir.path(), testsupport::fast_options());
+  DownloadProgress progress;
+  auto report = run_download(plan, dir.path(), testsupport::fast_options(), nullptr, &progress);
+  EXPECT_EQ(progress.bytes_total.load(), stream.size());  // learnt from the response
+  EXPECT_EQ(progress.bytes_done.load(), stream.size());
   EXPECT_TRUE(report.files[0].verified);
   EXPECT_TRUE(std::filesystem::is_regular_file(dir / "empty.txt"));
   EXPECT_EQ(std::filesystem::file_size(dir / "empty.txt"), 0u);
