@@ -230,3 +230,40 @@ def test_spec_backfill_rules(model_dir: Path) -> None:
                                 decoded_configuration={})
     assert spec_backfill({}, blank) == {}
     assert json.dumps(full)  # JSON-serialisable as sent
+
+
+def test_gopher_pipeline_writes_labels_configmap_and_spec(fake_kube: Any, kube_api_client: Any,
+                                                          tmp_path: Path) -> None:
+    """A local:// model through the real Gopher: Ready label and entry with config, spec back-filled
+    once; deleting it removes label and entry."""
+    from modelagent.agent.gopher import Gopher
+    from modelagent.agent.kubernetes_sink import KubernetesStatusSink
+    from modelagent.agent.tasks import GopherTask, TaskType
+
+    fake_kube.add_node("n1", labels={"kubernetes.io/hostname": "n1"})
+    folder = tmp_path / "models" / "llama"
+    write_synthetic_model(folder, shard_sizes=(8192,))
+    obj = fake_kube.create("basemodels", model_object(BM, {"storage": {"storageUri": f"local://{folder}"}}),
+                           "default")
+    sink = KubernetesStatusSink(client.CoreV1Api(kube_api_client), "n1", "ome", backoff=0)
+    parser = ModelConfigParser(client.CustomObjectsApi(kube_api_client))
+    gopher = Gopher(sink, models_root=tmp_path / "models", workers=1, parse_config=parser.parse).start()
+    try:
+        gopher.submit(GopherTask.for_object(TaskType.DOWNLOAD, obj))
+        assert gopher.wait_idle(timeout=30)
+        labels = fake_kube.get("nodes", "n1")["metadata"]["labels"]
+        assert labels[BM.label_key] == "Ready"
+        cm = fake_kube.get("configmaps", "n1", "ome")
+        entry = json.loads(cm["data"][BM.configmap_key])
+        assert entry["status"] == "Ready" and entry["config"]["modelType"] == "llama"
+        assert cm["metadata"]["labels"]["models.ome/basemodel-status"] == "true"
+        spec = live_spec(fake_kube, BM)
+        assert spec["maxTokens"] == 512 and spec["storage"] == {"storageUri": f"local://{folder}"}
+        assert len(spec_patches(fake_kube)) == 1
+        gopher.submit(GopherTask.for_object(TaskType.DELETE, obj))
+        assert gopher.wait_idle(timeout=30)
+        assert BM.configmap_key not in (fake_kube.get("configmaps", "n1", "ome").get("data") or {})
+        assert BM.label_key not in fake_kube.get("nodes", "n1")["metadata"]["labels"]
+        assert folder.is_dir()  # local:// models are used in place, never deleted
+    finally:
+        gopher.stop()
