@@ -427,3 +427,37 @@ def test_sink_label_failure_keeps_entry_behind_until_heal(fake_kube: Any, core: 
     assert node_labels(fake_kube)[BM.label_key] == "Ready"
     got = entry(fake_kube, BM)
     assert got["status"] == "Ready" and got["config"]["modelType"] == "llama"
+
+
+def test_transient_read_errors_are_retried(fake_kube: Any, rec: ConfigMapReconciler) -> None:
+    rec.set_status(BM, "Ready")
+    fake_kube.delete("configmaps", NODE, NS)
+    fake_kube.fail_next(2, 500, verb="get", path="/configmaps/")
+    rec.heal()
+    assert entry(fake_kube, BM)["status"] == "Ready"
+
+
+def test_unreachable_api_error_names_configmap(core: client.CoreV1Api) -> None:
+    core.api_client.configuration.host = "http://127.0.0.1:9"  # nothing listens on the discard port
+    core.api_client.rest_client.pool_manager.clear()
+    rec = ConfigMapReconciler(core, NODE, NS, retries=2, backoff=0)
+    with pytest.raises(ConfigMapError, match=f"ConfigMap {NS}/{NODE}: writing BaseModel default/test-model "
+                                             "failed after 2 attempts"):
+        rec.set_status(BM, "Ready")
+    assert rec.desired()[BM.configmap_key]["status"] == "Ready"  # remembered for healing
+
+
+def test_restarted_sink_knows_previous_entries(fake_kube: Any, core: client.CoreV1Api) -> None:
+    first = KubernetesStatusSink(core, NODE, NS, backoff=0)
+    first.set_status(BM, "Updating")
+    first.set_config(BM, CONFIG)
+    first.set_status(BM, "Ready")
+    second = KubernetesStatusSink(core, NODE, NS, backoff=0)
+    known = second.known()
+    assert set(known) == {BM.configmap_key}
+    assert known[BM.configmap_key].status == "Ready" and known[BM.configmap_key].config.model_type == "llama"
+    fake_kube.clear_requests()
+    second.set_status(BM, "Ready")  # existing entry: no extra Updating write, config kept
+    updates = fake_kube.find_requests(verb="update", resource="configmaps")
+    assert updates == []
+    assert entry(fake_kube, BM)["config"]["modelType"] == "llama"
