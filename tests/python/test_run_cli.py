@@ -222,3 +222,17 @@ def test_kubernetes_mode_end_to_end(fake_kube, kube_config_file, fake_hub, synth
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_missing_kubeconfig_is_a_clear_startup_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_AGENT_")}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    missing = tmp_path / "no-such-kubeconfig"
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelagent", "run", "--node-name", "n1", "--kubeconfig", str(missing),
+         "--port", "0", "--models-root-dir", str(tmp_path / "models")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert proc.returncode == 2
+    errors = [json.loads(line) for line in proc.stdout.splitlines() if '"level": "error"' in line]
+    assert errors and f"kubeconfig {missing} does not exist" in errors[0]["msg"]

@@ -330,6 +330,11 @@ class Gopher:
         return not any(t.is_alive() for t in self._threads)
 
     @property
+    def started(self) -> bool:
+        """True once :meth:`start` was called."""
+        return bool(self._threads)
+
+    @property
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
         return self._stopping

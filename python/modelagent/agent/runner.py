@@ -135,12 +135,23 @@ class AgentRunner:
         settings = self.settings
         configuration = client.Configuration()
         if settings.kubeconfig:
-            config.load_kube_config(config_file=settings.kubeconfig, client_configuration=configuration)
+            if not os.path.isfile(settings.kubeconfig):
+                raise FileNotFoundError(f"kubeconfig {settings.kubeconfig} does not exist")
+            try:
+                config.load_kube_config(config_file=settings.kubeconfig, client_configuration=configuration)
+            except config.ConfigException as error:
+                raise RuntimeError(f"cannot use kubeconfig {settings.kubeconfig}: {error}") from error
         else:
             try:
                 config.load_incluster_config(client_configuration=configuration)
             except config.ConfigException:
-                config.load_kube_config(client_configuration=configuration)
+                try:
+                    config.load_kube_config(client_configuration=configuration)
+                except config.ConfigException as error:
+                    raise RuntimeError(
+                        f"no Kubernetes configuration: not in a cluster and no usable kubeconfig ({error}); "
+                        "pass --kubeconfig or use --standalone"
+                    ) from error
         self._api_client = client.ApiClient(configuration)
         core = client.CoreV1Api(self._api_client)
         custom = client.CustomObjectsApi(self._api_client)
@@ -176,9 +187,14 @@ class AgentRunner:
         settings = self.settings
         mode = "standalone" if settings.is_standalone else "kubernetes"
         _log.info("model agent starting (%s mode)", mode, extra={"settings": describe(settings)})
-        self._build()
+        try:
+            self._build()
+            self.server.start()
+        except Exception as error:  # noqa: BLE001 - reported as a start-up error
+            _log.error("cannot start: %s", " ".join(str(error).split()) or type(error).__name__)
+            self._shutdown()
+            return 2
         assert self.gopher is not None
-        self.server.start()
         self.gopher.start()
         try:
             self.source.start()
@@ -227,10 +243,13 @@ class AgentRunner:
                 self.source.stop()
             except Exception as error:  # noqa: BLE001
                 _log.error("stopping the model source failed: %s", error)
-        if self.gopher is not None and not self.gopher.stop(timeout=max(0.5, deadline - time.monotonic())):
+        if self.gopher is not None and self.gopher.started and not self.gopher.stop(timeout=max(0.5, deadline - time.monotonic())):
             _log.warning("some downloads did not stop in time; exiting anyway (partial files stay resumable)")
         if self.server is not None:
-            self.server.stop()
+            try:
+                self.server.stop()
+            except Exception as error:  # noqa: BLE001
+                _log.error("stopping the HTTP server failed: %s", error)
         if self._api_client is not None:
             self._api_client.close()
         if self._demo_hub is not None:
