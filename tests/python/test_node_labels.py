@@ -173,3 +173,16 @@ def test_is_model_label() -> None:
     assert not is_model_label("models.ome.io/other")
     assert not is_model_label(BM.label_key, "whatever")
     assert not is_model_label("example.com/default.basemodel.x")
+
+
+def test_truncated_keys_of_long_names(fake_kube: Any, core: client.CoreV1Api, node: str) -> None:
+    long_cbm = ModelRef("ClusterBaseModel", None, "meta-llama-3-1-405b-instruct-fp8-dynamic")
+    long_bm = ModelRef("BaseModel", "production-inference", "meta-llama-3-1-70b-instruct")
+    labeler = NodeLabelReconciler(core, node)
+    labeler.set_label(long_cbm, "Ready")
+    labeler.set_label(long_bm, "Updating")
+    labels = labels_of(fake_kube)
+    assert labels["models.ome.io/clusterbasemodel.d30d2100-5b-instruct-fp8-dynamic"] == "Ready"
+    assert labels["models.ome.io/ea4a9b32.basemodel.meta-llama-3-1-70b-instruct"] == "Updating"
+    labeler.remove_label(long_cbm)
+    assert "models.ome.io/clusterbasemodel.d30d2100-5b-instruct-fp8-dynamic" not in labels_of(fake_kube)
