@@ -270,3 +270,48 @@ def test_operator_docs_show_the_real_table(capsys, tmp_path):
     assert code == 0
     docs = (Path(__file__).resolve().parents[2] / "docs" / "operators.md").read_text(encoding="utf-8")
     assert "```\n" + out + "```\n" in docs
+
+
+def drive_sink(sink: Any) -> None:
+    """The same sequence of agent writes on any StatusSink: Ready with config, downloading, Failed, removed."""
+    from modelagent.agent.model_ref import ModelRef
+
+    ready = ModelRef("BaseModel", "default", "llama-3-1-8b", "u1")
+    downloading = ModelRef("BaseModel", "team-a", "qwen", "u2")
+    failed = ModelRef("ClusterBaseModel", None, "big", "u3")
+    gone = ModelRef("ClusterBaseModel", None, "gone", "u4")
+    sink.set_status(ready, "Updating")
+    sink.set_config(ready, {"modelType": "llama", "modelArchitecture": "LlamaForCausalLM",
+                            "modelParameterSize": "8.03B", "maxTokens": 131072})
+    sink.set_status(ready, "Ready")
+    sink.set_status(downloading, "Updating")
+    sink.set_progress(downloading, {"phase": "Downloading", "totalBytes": 4 * 2**30, "completedBytes": 2**30,
+                                    "totalFiles": 4, "completedFiles": 1, "speedBytesPerSec": 52428800.0,
+                                    "lastUpdated": "2024-05-01T12:00:00Z"})
+    sink.set_status(failed, "Failed", reason="storage type s3:// is not supported by this agent yet")
+    sink.set_status(gone, "Ready")
+    sink.remove(gone)
+
+
+def test_both_real_sinks_read_back_identically(capsys, fake_kube, kube_api_client, kube_config_file, tmp_path):
+    from kubernetes import client
+
+    from modelagent.agent.file_sink import FileStatusSink
+    from modelagent.agent.kubernetes_sink import KubernetesStatusSink
+
+    fake_kube.add_node(NODE)
+    drive_sink(KubernetesStatusSink(client.CoreV1Api(kube_api_client), NODE, "ome"))
+    drive_sink(FileStatusSink(tmp_path))
+
+    code, from_cluster, _ = status(capsys, "--node", NODE, "--kubeconfig", str(kube_config_file), "--json")
+    assert code == 0
+    code, from_file, _ = status(capsys, "--standalone", "--models-root-dir", str(tmp_path), "--json")
+    assert code == 0
+    assert from_cluster == from_file
+    assert set(json.loads(from_file)) == {"clusterbasemodel.big", "default.basemodel.llama-3-1-8b",
+                                          "team-a.basemodel.qwen"}
+
+    code, table_cluster, _ = status(capsys, "--node", NODE, "--kubeconfig", str(kube_config_file))
+    code, table_file, _ = status(capsys, "--standalone", "--models-root-dir", str(tmp_path))
+    assert table_cluster == table_file
+    assert table(table_file) == EXPECTED_ROWS
