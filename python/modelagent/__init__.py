@@ -144,7 +144,6 @@ __all__ = [
     "VendorStorageUri",
     "VerificationError",
     "VerifyResult",
-    "annotations",
     "configmap_key",
     "configmap_key_problem",
     "download",
