@@ -419,3 +419,42 @@ def test_operator_docs_settings_table_matches_the_agent():
         assert flag in by_flag, flag
         default = by_flag[flag].default
         assert default_cell.strip().strip("`") == (f"{default:g}" if isinstance(default, float) else str(default))
+
+
+# ------------------------------------------------------- field names checked against the official client
+
+_CLIENT_MODELS = {
+    "CustomResourceDefinition": "V1CustomResourceDefinition", "Namespace": "V1Namespace",
+    "ServiceAccount": "V1ServiceAccount", "ClusterRole": "V1ClusterRole",
+    "ClusterRoleBinding": "V1ClusterRoleBinding", "Role": "V1Role", "RoleBinding": "V1RoleBinding",
+    "DaemonSet": "V1DaemonSet",
+}
+
+
+def client_round_trip(obj: dict[str, Any]) -> Any:
+    """``obj`` decoded into the official client's model and encoded again: a misspelt field disappears."""
+    import json
+    from types import SimpleNamespace
+
+    from kubernetes import client
+
+    api = client.ApiClient()
+    text = json.dumps(obj)
+    try:
+        model = api.deserialize(text, _CLIENT_MODELS[obj["kind"]], "application/json")
+    except TypeError:  # clients before 33 take a response object
+        model = api.deserialize(SimpleNamespace(data=text), _CLIENT_MODELS[obj["kind"]])
+    return api.sanitize_for_serialization(model)
+
+
+def test_every_field_is_known_to_the_kubernetes_api():
+    options = ManifestOptions(gpu_nodes_only=True, priority_class="high", secret_namespaces=("a",))
+    for obj in build(options):
+        assert client_round_trip(obj) == obj, obj["kind"]
+
+
+def test_round_trip_catches_a_misspelt_field():
+    (ds,) = build(ManifestOptions(), ["daemonset"])
+    broken = copy.deepcopy(ds)
+    broken["spec"]["template"]["spec"]["containers"][0]["containerPorts"] = [{"containerPort": 1}]
+    assert client_round_trip(broken) != broken
