@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -433,9 +435,6 @@ _CLIENT_MODELS = {
 
 def client_round_trip(obj: dict[str, Any]) -> Any:
     """``obj`` decoded into the official client's model and encoded again: a misspelt field disappears."""
-    import json
-    from types import SimpleNamespace
-
     from kubernetes import client
 
     api = client.ApiClient()
