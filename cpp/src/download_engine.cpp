@@ -56,6 +56,7 @@ constexpr long kCurlReceiveBuffer = 512 * 1024;  // bytes curl reads per callbac
 constexpr int kMaxRedirects = 10;
 constexpr int kMaxFileAttempts = 3;              // whole-file re-fetches after a digest mismatch
 constexpr long kPollMillis = 200;                // bounds how late cancellation is noticed
+constexpr double kFastConnection = 128.0 * (1 << 20);  // bytes/s beyond which more ranges do not help
 constexpr size_t kMaxErrorBody = 512;
 
 void curl_global_once() {
@@ -323,6 +324,8 @@ class Engine {
   bool bandwidth_paused_ = false;
   bool stopping_ = false;
   double next_wake_ = 0;  // earliest time a waiting task may start (0 = none seen)
+  int per_file_limit_ = 1;        // current cap on one file's parallel ranges (ramps up)
+  bool per_file_limit_hit_ = false;
   std::mutex events_mu_;
   std::vector<Event> events_;
   uint64_t rate_bytes_ = 0;
@@ -547,7 +550,10 @@ void Engine::start_ready_tasks() {
     }
     FileJob& f = *t.file;
     if (f.state != FileState::Downloading || f.switch_pending) continue;
-    if (f.active >= options_.connections_per_file) continue;
+    if (f.active >= per_file_limit_) {
+      per_file_limit_hit_ = per_file_limit_ < options_.connections_per_file;
+      continue;
+    }
     // One request first, so a redirecting URL (a hub) is resolved once rather than once per range.
     if (!f.url_settled && f.active > 0) continue;
     if (t.attempts == 0 && t.redirects == 0 && !f.resolved_url.empty()) {
@@ -1201,11 +1207,21 @@ void Engine::process_events() {
 
 void Engine::update_rate() {
   double t = now();
-  if (t - rate_time_ < 0.5) return;
+  if (t - rate_time_ < 0.25) return;
   uint64_t fetched = progress_->bytes_fetched.load();
   double instant = static_cast<double>(fetched - rate_bytes_) / (t - rate_time_);
-  rate_ = rate_ == 0 ? instant : 0.5 * rate_ + 0.5 * instant;
+  rate_ = rate_ == 0 ? instant : 0.7 * rate_ + 0.3 * instant;
   progress_->bytes_per_second.store(rate_);
+  // Ranges per file ramp up from 2 only while connections are individually slow: more connections
+  // help against per-connection limits and long round trips, but on a fast link they only add CPU
+  // (server and client) and out-of-order data to read back for hashing.
+  double per_connection = active_ > 0 ? instant / active_ : 0;
+  if (per_file_limit_hit_ && active_ > 0 && per_connection < kFastConnection) {
+    // Grow in proportion to how slow connections are: a throttled link gets its ranges at once.
+    double factor = std::clamp(kFastConnection / std::max(per_connection, 1.0), 2.0, 64.0);
+    per_file_limit_ = static_cast<int>(std::min<double>(options_.connections_per_file, per_file_limit_ * factor));
+  }
+  per_file_limit_hit_ = false;
   rate_bytes_ = fetched;
   rate_time_ = t;
 }
@@ -1237,6 +1253,7 @@ void Engine::loop() {
       if (f->switch_pending) switch_to_single_stream(*f, f->switch_keeper);
     }
     apply_pauses();
+    start_ready_tasks();  // what finished just now frees connections: start more before sleeping
     update_rate();
 
     long timeout = kPollMillis;
@@ -1317,6 +1334,7 @@ DownloadReport Engine::run() {
   // since writers and syncs block in the kernel.
   int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency() + 1, 3u, 5u));
   workers_ = std::make_unique<WorkerPool>(threads);
+  per_file_limit_ = std::min(2, options_.connections_per_file);
 
   try {
     for (auto& f : files_) classify(*f);

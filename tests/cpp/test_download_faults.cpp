@@ -294,6 +294,24 @@ TEST(DownloadFaults, BandwidthCapIsRespected) {
   EXPECT_LT(rate, 3.0 * MiB * 1.35) << "took " << took << " s";
 }
 
+TEST(DownloadFaults, SlowConnectionsGetMoreParallelRanges) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(16 * MiB, 7);
+  server.add_file("/t.bin", content);
+  server.set_connection_rate(2 * MiB);  // a link that limits each connection
+  DownloadPlan plan;
+  plan.files.push_back(planned("t.bin", server.url("/t.bin"), content));
+  auto options = testsupport::fast_options();
+  options.chunk_size = 1 * MiB;
+  options.connections_per_file = 8;
+  run_download(plan, dir.path(), options);
+  EXPECT_EQ(read_file(dir / "t.bin"), content);
+  // The engine starts a file with two ranges and adds more because each connection is slow.
+  EXPECT_GT(server.max_concurrent("/t.bin"), 2u);
+  EXPECT_LE(server.max_concurrent("/t.bin"), 8u);
+}
+
 TEST(DownloadFaults, TotalTimeoutBoundsTheRun) {
   LoopbackServer server;
   TempDir dir;

@@ -39,6 +39,7 @@ struct Request {
   uint64_t range_begin = 0;
   std::optional<uint64_t> range_last;  // inclusive
   double time = 0;                     // seconds since the server started
+  double end_time = 0;                 // when the response was finished (or abandoned)
   int status = 0;                      // what was answered
   uint64_t body_bytes = 0;             // body bytes actually sent
   bool absolute_form = false;
@@ -151,6 +152,23 @@ class LoopbackServer {
   size_t count(const std::string& path) const {
     std::lock_guard<std::mutex> lock(mu_);
     return static_cast<size_t>(std::count_if(log_.begin(), log_.end(), [&](const Request& r) { return r.path == path; }));
+  }
+  // Most responses to `path` that were in progress at the same moment.
+  size_t max_concurrent(const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::pair<double, int>> edges;
+    for (const auto& r : log_) {
+      if (r.path != path) continue;
+      edges.emplace_back(r.time, 1);
+      edges.emplace_back(r.end_time > 0 ? r.end_time : elapsed(), -1);
+    }
+    std::sort(edges.begin(), edges.end());  // at equal times an end (-1) sorts before a start
+    size_t current = 0, most = 0;
+    for (const auto& [t, d] : edges) {
+      current = static_cast<size_t>(static_cast<long>(current) + d);
+      most = std::max(most, current);
+    }
+    return most;
   }
   size_t held() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -300,6 +318,7 @@ class LoopbackServer {
     std::lock_guard<std::mutex> lock(mu_);
     log_[index].status = status;
     log_[index].body_bytes = body_bytes;
+    log_[index].end_time = elapsed();
   }
 
   bool send_simple(int fd, size_t index, int status, const std::string& reason,
