@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "modelagent/download_engine.hpp"
 #include "modelagent/errors.hpp"
 #include "support/loopback_test_util.hpp"
@@ -51,4 +53,20 @@ TEST(DownloadTls, VerificationCanBeSwitchedOff) {
   options.verify_tls = false;
   run_download(plan, dir / "out", options);
   EXPECT_EQ(read_file(dir / "out/w.bin"), "secret weights");
+}
+
+TEST(DownloadTls, Http2IsOfferedFirstOverTls) {
+  TempDir dir;
+  testsupport::TlsServer server("weights", dir / "cert.pem");
+  DownloadPlan plan;
+  plan.files.push_back(planned("w.bin", server.url("/w.bin"), "weights"));
+  auto options = testsupport::fast_options();
+  options.ca_bundle = (dir / "cert.pem").string();
+  run_download(plan, dir / "out", options);
+  // The engine asks for HTTP/2 through ALPN; this server only speaks HTTP/1.1, which still works.
+  auto offered = server.offered_protocols();
+  ASSERT_FALSE(offered.empty());
+  EXPECT_EQ(offered.front(), "h2");
+  EXPECT_NE(std::find(offered.begin(), offered.end(), "http/1.1"), offered.end());
+  EXPECT_EQ(read_file(dir / "out/w.bin"), "weights");
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
@@ -49,6 +51,7 @@ class TlsServer {
     ctx_ = SSL_CTX_new(TLS_server_method());
     SSL_CTX_use_certificate(ctx_, cert_);
     SSL_CTX_use_PrivateKey(ctx_, key_);
+    SSL_CTX_set_alpn_select_cb(ctx_, &TlsServer::select_alpn, this);
 
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
@@ -75,9 +78,38 @@ class TlsServer {
 
   std::string url(const std::string& path) const { return "https://127.0.0.1:" + std::to_string(port_) + path; }
   int handshakes() const { return handshakes_; }
+  // The application protocols (ALPN) the last client offered, in its order of preference.
+  std::vector<std::string> offered_protocols() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return offered_;
+  }
   int requests() const { return requests_; }
 
  private:
+  // Records what the client offers and answers with HTTP/1.1, the only protocol this server speaks.
+  static int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                         unsigned int inlen, void* arg) {
+    auto* self = static_cast<TlsServer*>(arg);
+    std::vector<std::string> offered;
+    for (unsigned int i = 0; i < inlen;) {
+      unsigned int n = in[i];
+      offered.emplace_back(reinterpret_cast<const char*>(in + i + 1), n);
+      i += n + 1;
+    }
+    std::lock_guard<std::mutex> lock(self->mu_);
+    self->offered_ = offered;
+    for (unsigned int i = 0; i < inlen;) {
+      unsigned int n = in[i];
+      if (std::string(reinterpret_cast<const char*>(in + i + 1), n) == "http/1.1") {
+        *out = in + i + 1;
+        *outlen = static_cast<unsigned char>(n);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += n + 1;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+
   void add_extension(int nid, const char* value) {
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
@@ -127,6 +159,8 @@ class TlsServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> handshakes_{0};
   std::atomic<int> requests_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> offered_;
 };
 
 }  // namespace testsupport
