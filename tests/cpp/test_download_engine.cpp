@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "modelagent/digest.hpp"
 #include "modelagent/download_engine.hpp"
@@ -482,4 +484,56 @@ TEST(DownloadEngine, VerifyFilesReportsEachProblemWithoutChangingAnything) {
   EXPECT_EQ(results[3].note, "missing");
   EXPECT_EQ(read_file(dir / "bad.bin"), bad);
   EXPECT_FALSE(testsupport::exists(dir / ".modelagent"));
+}
+
+TEST(DownloadEngine, ConnectionsAreReusedAcrossFiles) {
+  LoopbackServer server;
+  TempDir dir;
+  DownloadPlan plan;
+  for (int i = 0; i < 12; ++i) {
+    std::string name = "/f" + std::to_string(i) + ".json";
+    std::string content = make_content(10000 + i, 30 + i);
+    server.add_file(name, content);
+    plan.files.push_back(planned(name.substr(1), server.url(name), content, DigestKind::GitBlobSha1));
+  }
+  auto options = testsupport::fast_options();
+  options.max_connections = 2;
+  run_download(plan, dir.path(), options);
+  EXPECT_EQ(server.requests().size(), 12u);
+  EXPECT_LE(server.connections_accepted(), 2u);  // keep-alive: twelve requests over at most two connections
+}
+
+TEST(DownloadEngine, DirectoryInTheWayIsAClearError) {
+  LoopbackServer server;
+  TempDir dir;
+  server.add_file("/x", "x");
+  std::filesystem::create_directories(dir / "config.json");
+  DownloadPlan plan;
+  plan.files.push_back(planned("config.json", server.url("/x"), "x"));
+  try {
+    run_download(plan, dir.path(), testsupport::fast_options());
+    FAIL() << "no error";
+  } catch (const DownloadError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DownloadEngine, ConcurrentRunsIntoOneRootTakeTurns) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(4 * MiB, 40);
+  server.add_file("/m.bin", content);
+  server.set_connection_rate(8 * MiB);
+  DownloadPlan plan;
+  plan.files.push_back(planned("m.bin", server.url("/m.bin"), content));
+  DownloadProgress first_progress;
+  std::thread first([&] { run_download(plan, dir.path(), testsupport::fast_options(), nullptr, &first_progress); });
+  while (first_progress.bytes_fetched.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // The second run waits for the first one's lock, then finds the file complete and stamped.
+  auto second = run_download(plan, dir.path(), testsupport::fast_options());
+  first.join();
+  EXPECT_FALSE(second.files[0].downloaded);
+  EXPECT_TRUE(second.files[0].verified);
+  EXPECT_EQ(server.count("/m.bin"), 1u);
+  EXPECT_EQ(read_file(dir / "m.bin"), content);
 }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,4 +217,38 @@ TEST(DownloadResume, JournalOfOtherContentIsNotTrusted) {
   run_download(updated, dir.path(), options, nullptr, &progress);
   EXPECT_EQ(read_file(dir / "v.bin"), new_content);
   EXPECT_EQ(progress.bytes_fetched.load(), new_content.size());
+}
+
+TEST(DownloadResume, WriteFailureMidDownloadIsAnErrorNamingTheFile) {
+  LoopbackServer server;
+  TempDir dir;
+  std::string content = make_content(8 * MiB, 26);
+  server.add_file("/big.bin", content);
+  DownloadPlan plan;
+  plan.files.push_back(planned("big.bin", server.url("/big.bin"), content));
+  plan.files[0].size = kUnknownSize;  // nothing is reserved up front, so the failure comes from a write
+  // In a child process: a 1 MiB file-size limit makes pwrite fail with EFBIG part-way.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit {1 << 20, 1 << 20};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    int code = 1;
+    try {
+      run_download(plan, dir.path(), testsupport::fast_options());
+      code = 2;
+    } catch (const DownloadError& e) {
+      std::string what = e.what();
+      code = what.find("big.bin.partial") != std::string::npos && what.find("too large") != std::string::npos ? 0 : 3;
+    } catch (...) {
+      code = 4;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child crashed";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1 = no error, 2 = succeeded, 3 = unclear message, 4 = other exception";
+  EXPECT_FALSE(testsupport::exists(dir / "big.bin"));
 }
