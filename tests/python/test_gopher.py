@@ -448,3 +448,195 @@ def test_uri_change_during_download_replaces_the_partial_files(make_gopher, sink
     assert sorted(p.name for p in dest.parent.iterdir()) == ["m"]
     assert sink.status(key) == "Ready"
     assert [c for c in sink.calls_for(key) if c[0] == "status"][-1] == ("status", ("Ready", None))
+
+
+# --- ownership on disk, spec-less deletes, restarts with another URI, metrics -----------------------------
+
+
+def stub(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the Scout sends for a model deleted while the agent was down: identity only, no spec."""
+    meta = {k: v for k, v in obj["metadata"].items() if k in ("name", "namespace")}
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta}
+
+
+def test_specless_delete_after_restart_removes_the_models_folders_only(sink, root, fake_hub, synthetic_model):
+    from modelagent.agent.destination import read_owner
+
+    publish(fake_hub, synthetic_model, "org/m")
+    plain = model("plain", "hf://org/m")
+    custom = model("custom", "hf://org/m", path=str(root / "custom" / "place"))
+    cluster = model("cbm", "hf://org/m", namespace=None)
+    other = model("other", "hf://org/m", path=str(root / "basemodels" / "team" / "taken"))
+    first = Gopher(sink, models_root=root, endpoint=fake_hub.url).start()
+    for obj in (plain, custom, cluster, other):
+        first.submit(task(TaskType.DOWNLOAD, obj))
+    assert first.wait_idle(BOUND)
+    assert first.stop()
+    owner = read_owner(root / "custom" / "place")
+    assert owner is not None and owner.ref.name == "custom" and owner.storage_uri == "hf://org/m" and owner.complete
+    local_dir = root / "basemodels" / "team" / "ghost"  # a local:// model's files at a deleted model's default folder
+    local_dir.mkdir(parents=True)
+    (local_dir / "weights.bin").write_bytes(b"x")
+
+    second = Gopher(sink, models_root=root, endpoint=fake_hub.url).start()
+    try:
+        for obj in (plain, custom, cluster, model("taken", "hf://x/y"), model("ghost", "hf://x/y")):
+            second.submit(task(TaskType.DELETE, stub(obj)))
+        assert second.wait_idle(BOUND)
+    finally:
+        second.stop()
+    assert not (root / "basemodels" / "team" / "plain").exists()
+    assert not (root / "custom" / "place").exists()
+    assert not (root / "clusterbasemodels" / "cbm").exists()
+    assert (root / "basemodels" / "team" / "taken" / "config.json").is_file(), "another model's folder was removed"
+    assert (local_dir / "weights.bin").is_file(), "a folder not filled for the model was removed"
+    assert sorted(p.name for p in (root / "basemodels" / "team").iterdir()) == ["ghost", "taken"]
+    assert list((root / "custom").iterdir()) == [] and list((root / "clusterbasemodels").iterdir()) == []
+    for obj in (plain, custom, cluster):
+        assert ("remove", None) in sink.calls_for(ModelRef.from_object(obj).configmap_key)
+
+
+def test_delete_never_removes_a_local_models_path(make_gopher, sink, root, fake_hub, synthetic_model):
+    publish(fake_hub, synthetic_model, "org/m")
+    gopher = make_gopher()
+    gone = model("gone", "hf://org/m")
+    gopher.submit(task(TaskType.DOWNLOAD, gone))
+    assert gopher.wait_idle(BOUND)
+    folder = root / "basemodels" / "team" / "gone"
+    # Another model now serves these files in place.
+    gopher.submit(task(TaskType.DOWNLOAD, model("keeper", f"local://{folder}")))
+    assert gopher.wait_idle(BOUND)
+    assert sink.status(ModelRef.from_object(model("keeper", "x")).configmap_key) == "Ready"
+    gopher.submit(task(TaskType.DELETE, stub(gone)))
+    assert gopher.wait_idle(BOUND)
+    assert (folder / "config.json").is_file()
+    assert ("remove", None) in sink.calls_for(ModelRef.from_object(gone).configmap_key)
+
+
+def test_restart_with_partial_files_of_another_uri_stages_the_new_one(sink, root, fake_hub, synthetic_model):
+    from modelagent.agent.destination import read_owner
+
+    publish(fake_hub, synthetic_model, "org/slow", shard_sizes=[1 << 20, 8 << 20], seed=1)
+    publish(fake_hub, synthetic_model, "org/b", shard_sizes=[1 << 20], seed=2)
+    fake_hub.throttle(256 << 10, server="cdn")
+    old = model("m", "hf://org/slow")
+    key = ModelRef.from_object(old).configmap_key
+    first = Gopher(sink, models_root=root, endpoint=fake_hub.url, progress_interval=0.05).start()
+    first.submit(task(TaskType.DOWNLOAD, old))
+    wait_for(lambda: any(c[0] == "progress" and c[1]["completedBytes"] > 0 for c in sink.calls_for(key)),
+             "first download running")
+    assert first.stop(timeout=10)
+    dest = root / "basemodels" / "team" / "m"
+    owner = read_owner(dest)
+    assert owner is not None and owner.storage_uri == "hf://org/slow" and not owner.complete
+    assert any("00002" in p.name for p in dest.iterdir()), "no partial files of the first URI to mix with"
+
+    fake_hub.throttle(None)
+    second = Gopher(sink, models_root=root, endpoint=fake_hub.url).start()
+    try:
+        second.submit(task(TaskType.DOWNLOAD, model("m", "hf://org/b")))
+        assert second.wait_idle(BOUND)
+    finally:
+        second.stop()
+    assert sink.status(key) == "Ready"
+    on_disk = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and ".modelagent" not in p.parts)
+    assert on_disk == sorted(fake_hub.files("org/b", "main"))
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["m"]
+    owner = read_owner(dest)
+    assert owner is not None and owner.storage_uri == "hf://org/b" and owner.complete
+    assert owner.commit == fake_hub.commit_sha("org/b")
+
+
+def metric(text: str, family: str, /, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(family + "{") and not line.startswith(family + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            return float(value)
+    return 0.0
+
+
+def test_metrics_and_phases_of_a_successful_download(make_gopher, sink, root, fake_hub, synthetic_model):
+    files = publish(fake_hub, synthetic_model, "org/m", shard_sizes=[2 << 20, 2 << 20])
+    fake_hub.throttle(4 << 20, server="cdn")
+    fake_hub.rate_limit(2, retry_after=1, server="cdn")  # retried by the engine: the download still succeeds
+    metrics = Metrics()
+    gopher = make_gopher(metrics=metrics)
+    obj = model("m", "hf://org/m")
+    key = ModelRef.from_object(obj).configmap_key
+    gopher.submit(task(TaskType.DOWNLOAD, obj))
+    assert gopher.wait_idle(BOUND)
+    assert sink.status(key) == "Ready"
+    text = metrics.exposition()
+    who = {"model_type": "BaseModel", "namespace": "team", "name": "m"}
+    assert metric(text, "model_agent_verifications_total", result="success", **who) == 1
+    assert metric(text, "model_agent_verifications_total", result="failure", **who) == 0
+    assert metric(text, "model_agent_verification_duration_seconds_count") == 1
+    assert metric(text, "model_agent_rate_limit_total", **who) == 2
+    assert metric(text, "model_agent_rate_limit_wait_seconds_count", **who) == 2
+    assert metric(text, "model_agent_download_bytes_total", **who) == sum(p.stat().st_size for p in files.values())
+    assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 0
+
+    phases = [c[1]["phase"] for c in sink.calls_for(key) if c[0] == "progress" and c[1] is not None]
+    assert phases[0] == "Scanning" and phases[-1] == "Finalizing" and "Downloading" in phases
+    assert phases.index("Finalizing") > max(i for i, p in enumerate(phases) if p == "Downloading")
+    final = next(c[1] for c in reversed(sink.calls_for(key)) if c[0] == "progress")
+    assert final["completedBytes"] == final["totalBytes"] > 0
+
+
+def test_verification_failure_is_counted(make_gopher, sink, fake_hub, synthetic_model):
+    files = publish(fake_hub, synthetic_model, "org/bad", shard_sizes=[1 << 20])
+    fake_hub.corrupt_bytes(0, count=50, server="cdn")
+    metrics = Metrics()
+    gopher = make_gopher(metrics=metrics, download_retry=1)
+    obj = model("bad", "hf://org/bad")
+    key = ModelRef.from_object(obj).configmap_key
+    gopher.submit(task(TaskType.DOWNLOAD, obj))
+    assert gopher.wait_idle(BOUND)
+    assert sink.status(key) == "Failed"
+    assert "digest" in sink.entries[key]["reason"]
+    text = metrics.exposition()
+    who = {"model_type": "BaseModel", "namespace": "team", "name": "bad"}
+    assert metric(text, "model_agent_verifications_total", result="failure", **who) == 1
+    assert metric(text, "model_agent_verifications_total", result="success", **who) == 0
+    assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 0  # sha256, not MD5
+    assert metric(text, "model_agent_download_failures_by_reason_total", reason="verification") == 1
+    assert metric(text, "model_agent_download_bytes_total", **who) >= 2 * files["model.safetensors"].stat().st_size
+
+
+def test_md5_failures_are_told_apart():
+    from modelagent._core import DownloadError, VerificationError
+    from modelagent.agent.gopher import is_md5_failure
+
+    assert is_md5_failure(VerificationError("w.bin: content does not match its md5 digest: expected a, got b"))
+    assert is_md5_failure(VerificationError("w.bin: content does not match its md5-multipart digest: expected a"))
+    assert not is_md5_failure(VerificationError("w.bin: content does not match its sha256 digest: expected a"))
+    assert not is_md5_failure(DownloadError("w.bin: content does not match its md5 digest"))
+
+
+def test_transfer_meter_counts_growth_once():
+    from types import SimpleNamespace
+
+    from modelagent.agent.gopher import TransferMeter
+
+    metrics = Metrics()
+    ref = ModelRef("ClusterBaseModel", None, "c")
+    reported: list[str] = []
+    meter = TransferMeter(metrics, ref, lambda snap, phase: reported.append(phase))
+
+    def snap(fetched: int, hits: int, waited: float, total: int = 100) -> Any:
+        return SimpleNamespace(bytes_fetched=fetched, rate_limited=hits, rate_limit_wait_seconds=waited,
+                               started=total > 0, elapsed=1.0)
+
+    meter.update(snap(0, 0, 0.0, total=0))
+    meter.update(snap(40, 1, 3.0))
+    meter.update(snap(40, 1, 3.0))
+    meter.finish(snap(100, 3, 13.0), True)
+    text = metrics.exposition()
+    who = {"model_type": "ClusterBaseModel", "namespace": "", "name": "c"}
+    assert metric(text, "model_agent_download_bytes_total", **who) == 100
+    assert metric(text, "model_agent_rate_limit_total", **who) == 3
+    assert metric(text, "model_agent_rate_limit_wait_seconds_sum", **who) == 13.0
+    assert reported == ["Scanning", "Downloading", "Downloading"]

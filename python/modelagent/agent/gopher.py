@@ -29,9 +29,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +42,22 @@ from typing import Any
 from modelagent.download import download as hf_download
 from modelagent.download import read_record
 from modelagent import _core
-from modelagent._core import CancelledError, CancelToken, DownloadOptions, InvalidStorageUri
-from modelagent.agent.destination import DestinationError, DestinationRegistry, resolve_destination
+from modelagent._core import CancelledError, CancelToken, DownloadOptions, InvalidStorageUri, VerificationError
+from modelagent.agent.destination import (
+    DestinationError,
+    DestinationRegistry,
+    default_destination,
+    find_owned_folders,
+    read_owner,
+    resolve_destination,
+    write_owner,
+)
 from modelagent.agent.logging import model_logger
 from modelagent.agent.model_ref import ModelRef
 from modelagent.agent.secrets import SecretReader, hf_token
 from modelagent.agent.storage_kinds import Handling, StorageKind, classify
 from modelagent.agent.tasks import GopherTask, TaskType
+from modelagent.progress import ProgressSnapshot
 
 _log = logging.getLogger("modelagent.agent.gopher")
 
@@ -181,6 +192,16 @@ class _ModelState:
     attempt: tuple[Path, str] | None = None  # (folder, uri) of the last download started, finished or not
 
 
+_MD5_MISMATCH = re.compile(r"\bmd5(-multipart)? digest\b")
+_NO_PROGRESS = ProgressSnapshot(bytes_done=0, bytes_total=0, files_done=0, files_total=0, bytes_per_second=0.0,
+                                elapsed=0.0)
+
+
+def is_md5_failure(error: BaseException) -> bool:
+    """True when ``error`` is a :class:`~modelagent.VerificationError` about an MD5 (or multipart MD5) digest."""
+    return isinstance(error, VerificationError) and bool(_MD5_MISMATCH.search(str(error)))
+
+
 class _Reporter:
     """Status/config/progress writes for one task: dropped once the task is stale; progress never after final."""
 
@@ -222,7 +243,7 @@ class _Reporter:
             sink = self._gopher.sink
             return self._write("config", lambda: sink.set_config(self._ref, config))
 
-    def progress(self, snapshot: Any, *, force: bool = False) -> None:
+    def progress(self, snapshot: Any, *, phase: str = "Downloading", force: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
             if self._final or not self.current():
@@ -230,9 +251,59 @@ class _Reporter:
             if not force and now - self._last_progress < self._gopher.progress_interval:
                 return
             self._last_progress = now
-            value = progress_object(snapshot)
+            value = progress_object(snapshot, phase)
             sink = self._gopher.sink
             self._write("progress", lambda: sink.set_progress(self._ref, value))
+
+
+class TransferMeter:
+    """Progress renderer for one download attempt: forwards snapshots to the model's progress and turns the
+    engine's counters into metrics as they grow (bytes fetched, every 429 the engine saw and the wait it
+    imposed), so bytes and rate limits of a failed or cancelled attempt are counted too.
+
+    ``report(snapshot, phase)`` receives every snapshot; ``metrics`` may be None.
+    """
+
+    interval = 0.5
+
+    def __init__(self, metrics: Any, ref: ModelRef, report: Callable[[ProgressSnapshot, str], None]) -> None:
+        self._metrics = metrics
+        self._ref = ref
+        self._report = report
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._rate_limited = 0
+        self._wait = 0.0
+        self.last: ProgressSnapshot | None = None
+
+    def update(self, snapshot: ProgressSnapshot) -> None:
+        """A reading while the engine runs."""
+        self._account(snapshot)
+        self._report(snapshot, "Downloading" if snapshot.started else "Scanning")
+
+    def finish(self, snapshot: ProgressSnapshot, ok: bool) -> None:
+        """The last reading, when the engine returned or raised."""
+        self._account(snapshot)
+
+    def _account(self, snapshot: ProgressSnapshot) -> None:
+        with self._lock:
+            self.last = snapshot
+            new_bytes = max(0, int(snapshot.bytes_fetched) - self._bytes)
+            self._bytes += new_bytes
+            hits = max(0, int(snapshot.rate_limited) - self._rate_limited)
+            self._rate_limited += hits
+            waited = getattr(snapshot, "rate_limit_wait_seconds", None)
+            per_hit = 0.0
+            if hits and waited is not None:
+                per_hit = max(0.0, float(waited) - self._wait) / hits
+                self._wait = max(self._wait, float(waited))
+        if self._metrics is None:
+            return
+        kind, namespace, name = self._ref.kind, self._ref.namespace, self._ref.name
+        if new_bytes:
+            self._metrics.bytes_downloaded(kind, namespace, name, new_bytes)
+        for _ in range(hits):
+            self._metrics.rate_limited(kind, namespace, name, per_hit)
 
 
 class Gopher:
@@ -292,6 +363,10 @@ class Gopher:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._in_progress = 0
+        # Claims plus owner-file writes, and the ownership checks before a folder is removed, happen under
+        # this lock, so a delete never removes a folder another model has just started downloading into.
+        self._fs_lock = threading.Lock()
+        self._local_paths: dict[str, Path] = {}
 
     # ------------------------------------------------------------------------------------------------
     # lifecycle
@@ -499,10 +574,12 @@ class Gopher:
         self, task: GopherTask, kind: StorageKind, state: _ModelState, identity: str, reporter: _Reporter, log: Any
     ) -> None:
         ref = task.ref
-        path = Path(kind.parsed.path)
+        path = Path(os.path.abspath(kind.parsed.path))
         reporter.status("Updating")
         with self._cond:
             state.identity = identity
+        with self._fs_lock:
+            self._local_paths[ref.configmap_key] = path
         if not path.is_dir():
             error = f"local path {str(path)!r} of {kind.uri} does not exist or is not a directory"
             self._fail(reporter, state, ref, error, "invalid_destination", log)
@@ -545,13 +622,15 @@ class Gopher:
         log: Any,
     ) -> None:
         ref, obj = task.ref, task.obj
-        try:
-            dest = resolve_destination(obj, ref, self.models_root)
-            self.destinations.claim(ref.configmap_key, dest, ref.display)
-        except DestinationError as error:
-            reporter.status("Updating")
-            self._fail(reporter, state, ref, str(error), "invalid_destination", log)
-            return
+        with self._fs_lock:
+            self._local_paths.pop(ref.configmap_key, None)
+            try:
+                dest = resolve_destination(obj, ref, self.models_root)
+                self.destinations.claim(ref.configmap_key, dest, ref.display)
+            except DestinationError as error:
+                reporter.status("Updating")
+                self._fail(reporter, state, ref, str(error), "invalid_destination", log)
+                return
         log = model_logger(_log, ref, task=str(task.type), uri=kind.uri, dest=str(dest))
         reporter.log = log
         if not reporter.status("Updating"):
@@ -559,8 +638,12 @@ class Gopher:
         with self._cond:
             state.identity = identity
             previous_dest, previous_uri, attempt = state.dest, state.uri, state.attempt
-        if previous_dest != dest:
-            previous_uri = self._recorded_uri(dest)
+        # What the folder holds (or was being filled with): its owner file says, even after a restart.
+        on_disk = self._folder_uri(dest)
+        if on_disk is not None:
+            previous_uri = on_disk
+        elif previous_dest != dest:
+            previous_uri = None
         if previous_uri is None and attempt is not None and attempt[0] == dest:
             previous_uri = attempt[1]  # an interrupted download of another URI left files there
         staging: Path | None = None
@@ -571,23 +654,34 @@ class Gopher:
         target = staging or dest
         with self._cond:
             state.attempt = (target, kind.uri)
+        try:
+            with self._fs_lock:
+                write_owner(target, ref, kind.uri)
+        except OSError as error:
+            self._fail(reporter, state, ref, f"cannot write the owner file in {target}: {error}", error, log)
+            return
         token = hf_token(obj, ref, read_secret=self.read_secret, cluster_namespace=self.cluster_namespace, log=log)
         log.info("downloading %s into %s", kind.uri, target)
         started = time.monotonic()
+        meter: TransferMeter | None = None
         if self.metrics is not None:
             with self._cond:
                 self._in_progress += 1
                 self.metrics.set_in_progress(self._in_progress)
         try:
-            attempt = 1
+            attempt_no = 1
             while True:
+                reporter.progress(_NO_PROGRESS, phase="Scanning", force=True)
+                meter = TransferMeter(
+                    self.metrics, ref, lambda snap, phase: reporter.progress(snap, phase=phase)
+                )
                 try:
                     result = hf_download(
                         kind.uri,
                         target,
                         token=token,
                         cancel=cancel,
-                        progress=lambda snap: reporter.progress(snap),
+                        progress=meter,
                         options=self.download_options,
                         endpoint=self.endpoint,
                         connections=self.connections,
@@ -596,19 +690,28 @@ class Gopher:
                 except _PERMANENT_ERRORS:
                     raise
                 except _TRANSIENT_ERRORS as error:
-                    if isinstance(error, CancelledError) or attempt >= self.download_retry:
+                    if isinstance(error, CancelledError) or attempt_no >= self.download_retry:
                         raise
-                    wait = min(2.0**attempt, 30.0)
-                    log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt, self.download_retry,
+                    wait = min(2.0**attempt_no, 30.0)
+                    log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt_no, self.download_retry,
                                 " ".join(str(error).split()), wait)
                     if _wait_cancelled(cancel, wait):
                         raise CancelledError("download cancelled") from error
-                    attempt += 1
+                    attempt_no += 1
         except CancelledError:
             log.info("download cancelled; partial files stay resumable in %s", target)
             return
         except Exception as error:  # noqa: BLE001 - any failure of this model is reported on it alone
-            self._fail(reporter, state, ref, " ".join(str(error).split()) or type(error).__name__, error, log)
+            engine_ran = meter is not None and meter.last is not None
+            if self.metrics is not None and reporter.current() and isinstance(error, VerificationError):
+                verified_for = meter.last.elapsed if meter is not None and meter.last is not None else 0.0
+                self.metrics.verification(ref.kind, ref.namespace, ref.name, False, verified_for)
+                if is_md5_failure(error):
+                    self.metrics.md5_failed(ref.kind, ref.namespace, ref.name)
+            reason: Any = error
+            if isinstance(error, _core.RateLimitedError) and engine_ran:
+                reason = "rate_limited"  # the engine's counter already counted this 429
+            self._fail(reporter, state, ref, " ".join(str(error).split()) or type(error).__name__, reason, log)
             return
         finally:
             if self.metrics is not None:
@@ -618,16 +721,27 @@ class Gopher:
         seconds = time.monotonic() - started
         if self.metrics is not None:
             self.metrics.phase("transfer", seconds)
-            if result.bytes_fetched:
-                self.metrics.bytes_downloaded(ref.kind, ref.namespace, ref.name, int(result.bytes_fetched))
         if not reporter.current():
             log.info("download finished after the model was deleted or changed; discarding the outcome")
             return
+        last = meter.last if meter is not None and meter.last is not None else _NO_PROGRESS
+        reporter.progress(last, phase="Finalizing", force=True)
+        if self.metrics is not None:
+            # The engine hashes every byte as it arrives (and re-checks files already present), so the
+            # verification of a download lasts as long as its transfer.
+            self.metrics.verification(ref.kind, ref.namespace, ref.name, True, last.elapsed)
         if staging is not None:
             retired = swap_directories(staging, dest)
             shutil.rmtree(retired, ignore_errors=True)
             self.destinations.release(ref.configmap_key, staging)
             log.info("new files swapped in at %s", dest)
+        try:
+            with self._fs_lock:
+                write_owner(dest, ref, kind.uri, commit=result.commit, complete=True)
+        except OSError as error:
+            log.warning("cannot update the owner file in %s: %s", dest, error)
+        for leftover in self._staging_folders(dest):
+            self._remove_folder(leftover, ref, log)
         if previous_dest is not None and previous_dest != dest:
             self._remove_folder(previous_dest, ref, log)
         with self._cond:
@@ -648,24 +762,68 @@ class Gopher:
             )
 
     @staticmethod
-    def _recorded_uri(dest: Path) -> str | None:
+    def _folder_uri(folder: Path) -> str | None:
+        """The URI whose files ``folder`` holds: its owner file's, else its download record's, else None."""
+        owner = read_owner(folder)
+        if owner is not None:
+            return owner.storage_uri
         try:
-            record = read_record(dest)
+            record = read_record(folder)
         except Exception:  # noqa: BLE001 - an unreadable record means "unknown", resolved by the download
             return None
         return None if record is None else str(record.get("uri"))
 
-    def _remove_folder(self, folder: Path, ref: ModelRef, log: Any) -> None:
-        owner = self.destinations.owner(folder)
-        if owner is not None and owner != ref.configmap_key:
-            log.warning("not removing %s: it belongs to another model now", folder)
-            return
+    @staticmethod
+    def _staging_folders(folder: Path) -> list[Path]:
+        parent = folder.parent
+        return sorted(parent.glob(f"{folder.name}.next-*")) if parent.is_dir() else []
+
+    def _remove_folder(self, folder: Path, ref: ModelRef, log: Any, *, need_proof: bool = False) -> bool:
+        """Remove ``folder`` if it is ``ref``'s to remove; True when it was removed.
+
+        Refused: the models root or anything outside it, a folder overlapping another model's claimed folder
+        or any ``local://`` model's path, a folder whose owner file names another model. With ``need_proof``
+        the folder must also show it was filled for ``ref``: its owner file names ``ref``, or it has no
+        owner file but holds a download record (written by agents before owner files existed).
+        """
         root = self.models_root
         if folder == root or root not in folder.parents:
             log.warning("not removing %s: not a model folder inside %s", folder, root)
-            return
-        shutil.rmtree(folder, ignore_errors=True)
+            return False
+        with self._fs_lock:
+            if not folder.is_dir() or folder.is_symlink():
+                return False
+            others = self.destinations.owners(folder) - {ref.configmap_key}
+            if others:
+                log.warning("not removing %s: it belongs to %s", folder, ", ".join(sorted(others)))
+                return False
+            for key, local in self._local_paths.items():
+                if folder == local or folder in local.parents or local in folder.parents:
+                    log.warning("not removing %s: it holds the local:// path of %s", folder, key)
+                    return False
+            owner = read_owner(folder)
+            if owner is not None and not owner.matches(ref):
+                log.warning("not removing %s: its owner file names %s", folder, owner.ref.display)
+                return False
+            if need_proof and owner is None and not self._has_record(folder):
+                log.info("not removing %s: nothing shows it was filled for this model", folder)
+                return False
+            doomed = folder.with_name(f".{folder.name}.deleting-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(folder, doomed)
+            except OSError as error:
+                log.error("cannot remove %s: %s", folder, error)
+                return False
+        shutil.rmtree(doomed, ignore_errors=True)
         log.info("removed %s", folder)
+        return True
+
+    @staticmethod
+    def _has_record(folder: Path) -> bool:
+        try:
+            return read_record(folder) is not None
+        except Exception:  # noqa: BLE001 - a damaged record still shows a download was made here
+            return True
 
     # ------------------------------------------------------------------------------------------------
     # delete
@@ -683,15 +841,18 @@ class Gopher:
                 folders.append(resolve_destination(obj, ref, self.models_root))
             except DestinationError:
                 pass
-            else:
-                if self.destinations.owner(folders[-1]) not in (None, ref.configmap_key):
-                    folders.pop()  # another model's folder: never ours to remove
-        folders = list(dict.fromkeys(folders))
-        for folder in folders:
-            for leftover in folder.parent.glob(f"{folder.name}.next-*") if folder.parent.is_dir() else ():
+        # Folders whose owner file names the model: what a spec-less Delete (a model deleted while the
+        # agent was down) or a path changed before a restart left behind; includes staging folders.
+        folders.extend(find_owned_folders(self.models_root, ref))
+        with self._fs_lock:
+            self._local_paths.pop(ref.configmap_key, None)
+        for folder in dict.fromkeys(folders):
+            for leftover in self._staging_folders(folder):
                 self._remove_folder(leftover, ref, log)
-            if folder.exists():
-                self._remove_folder(folder, ref, log)
+            self._remove_folder(folder, ref, log)
+        default = default_destination(self.models_root, ref)
+        if default not in folders:
+            self._remove_folder(default, ref, log, need_proof=True)
         self.destinations.release(ref.configmap_key)
         try:
             self.sink.remove(ref)
@@ -710,6 +871,8 @@ __all__ = [
     "ConfigParser",
     "default_config",
     "Gopher",
+    "TransferMeter",
+    "is_md5_failure",
     "progress_object",
     "skips_config_parsing",
     "storage_identity",
