@@ -15,9 +15,16 @@ Prints a Markdown table (wall and CPU seconds per run, median of --runs) and the
 
 from __future__ import annotations
 
+import os
+import sys
+
+# This file is named like the stdlib module `inspect`; keep its folder off the import path so that
+# `import inspect` (done by dataclasses and others) finds the real one.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+
 import argparse
 import json
-import os
 import platform
 import statistics
 import struct
