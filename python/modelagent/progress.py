@@ -39,6 +39,7 @@ class ProgressSnapshot:
     retries: int = 0
     rate_limited: int = 0
     bytes_fetched: int = 0
+    rate_limit_wait_seconds: float = 0.0
 
     @property
     def started(self) -> bool:
@@ -83,6 +84,9 @@ class _Counters(Protocol):
     @property
     def rate_limited(self) -> int: ...
 
+    @property
+    def rate_limit_wait_seconds(self) -> float: ...
+
 
 def read_counters(progress: _Counters, elapsed: float) -> ProgressSnapshot:
     """Snapshot of an engine ``DownloadProgress`` (any object with the same attributes)."""
@@ -96,6 +100,7 @@ def read_counters(progress: _Counters, elapsed: float) -> ProgressSnapshot:
         retries=int(progress.retries),
         rate_limited=int(progress.rate_limited),
         bytes_fetched=int(progress.bytes_fetched),
+        rate_limit_wait_seconds=float(progress.rate_limit_wait_seconds),
     )
 
 
