@@ -27,7 +27,8 @@ utime+stime):
 - time from SIGTERM to exit.
 
 Prints Markdown tables. The machine's load average is printed too: on a shared machine the numbers are
-indicative. Processes are stopped and the temporary folder removed at the end (``--keep`` keeps it).
+indicative. Processes are stopped and the temporary folder removed at the end (kept with ``--keep``, and
+after a failure, for the logs).
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def wait_for(predicate: Any, what: str, timeout: float, child: Child | None = No
         if child is not None:
             child.check_alive(f"waiting for {what}")
         if time.monotonic() >= deadline:
-            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+            tail = f"; {child.name} log {child.log_path} ends:\n{child.log_tail()}" if child else ""
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
         time.sleep(interval)
 
 
@@ -352,7 +354,8 @@ class ConfigMapWatch:
                     sample = sorted(missing)[:5]
                     states = {k: (self.entries.get(k) or {}).get("status") for k in sample}
                     raise BenchError(f"timed out after {timeout:.0f} s: {len(missing)} of {len(keys)} models "
-                                     f"not Ready, e.g. {states}")
+                                     f"not Ready, e.g. {states}; {child.name} log {child.log_path} ends:\n"
+                                     f"{child.log_tail()}")
                 self._cond.wait(min(left, 0.5))
 
 
@@ -666,6 +669,7 @@ def main() -> int:
         return 0
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
+        args.keep = True  # the logs named in the message
         return 1
     finally:
         if hub is not None:
