@@ -21,10 +21,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <system_error>
-#include <unordered_map>
 #include <vector>
 
 #include "modelagent/bandwidth_limiter.hpp"
@@ -93,6 +91,12 @@ std::string origin_of(const std::string& url) {
   return out;
 }
 
+// Credentials go only where the planned URL pointed; an origin that cannot be parsed counts as foreign.
+bool same_origin(const std::string& a, const std::string& b) {
+  std::string oa = origin_of(a), ob = origin_of(b);
+  return !oa.empty() && oa == ob;
+}
+
 bool is_credential_header(const std::string& name) {
   std::string n = lower(name);
   return n == "authorization" || n == "cookie";
@@ -132,7 +136,6 @@ struct RangeTask {
   bool whole_file = false;   // no Range header: the response body is the file from byte 0
   int attempts = 0;
   int redirects = 0;
-  long last_status = 0;
   std::string url;
   bool send_credentials = true;
   bool reset_redirect_once = false;
@@ -164,7 +167,6 @@ struct RangeTask {
 enum class FileState { Pending, Checking, Downloading, Finishing, Done };
 
 struct FileJob {
-  size_t index = 0;
   const PlannedFile* planned = nullptr;
   std::filesystem::path final_path;
   ExpectedDigest expected;
@@ -405,7 +407,6 @@ void Engine::prepare_files() {
   for (size_t i = 0; i < plan_.files.size(); ++i) {
     const PlannedFile& p = plan_.files[i];
     auto f = std::make_unique<FileJob>();
-    f->index = i;
     f->planned = &p;
     f->final_path = root_ / p.relative_path;
     f->size = p.size;
@@ -846,7 +847,6 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
   if (code == CURLE_OK && !t.validated && !t.discarding && t.abort == RangeTask::Abort::None) validate(t);
   long status = t.response.status;
   if (status == 0) curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  t.last_status = status;
   std::string redirect;
   if (status >= 300 && status < 400) {
     char* location = nullptr;
@@ -859,7 +859,7 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
   switch (t.abort) {
     case RangeTask::Abort::RangeIgnored:
       t.buffer.reset();
-      switch_to_single_stream(f, nullptr);
+      switch_to_single_stream(f, f.switch_pending ? f.switch_keeper : nullptr);
       return;
     case RangeTask::Abort::Fatal:
       std::rethrow_exception(t.fatal);
@@ -886,7 +886,7 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     if (++t.redirects > kMaxRedirects) {
       throw DownloadError("too many redirects (over " + std::to_string(kMaxRedirects) + ") for " + where(f));
     }
-    if (origin_of(redirect) != origin_of(t.url)) t.send_credentials = false;
+    if (!same_origin(redirect, t.url)) t.send_credentials = false;
     t.url = redirect;
     --t.attempts;  // following a redirect is not a failed attempt
     t.ready_at = 0;
@@ -995,6 +995,7 @@ void Engine::apply_pauses() {
       if (!tp->active || !tp->paused_for_bandwidth) continue;
       tp->paused_for_bandwidth = false;
       tp->paused_for_buffer = false;
+      tp->paused_for_hash = false;
       curl_easy_pause(tp->easy, CURLPAUSE_CONT);  // may deliver held data (and pause again) right away
     }
   }
@@ -1067,15 +1068,16 @@ void Engine::write_one(RangeTask* t, std::shared_ptr<Buffer> b) {
 }
 
 void Engine::hash_job(FileJob* f) {
-  constexpr uint64_t kHashBatch = 64ull << 20;
-  bool more = false;
+  constexpr uint64_t kHashBatch = 64ull << 20;  // then back to the queue, so other files get a turn
+  auto pass = StreamingVerifier::Pass::Done;
   try {
-    more = f->verifier->hash_pass(kHashBatch);
+    pass = f->verifier->hash_pass(kHashBatch);
   } catch (...) {
     post(Event{Event::Kind::Fatal, f, nullptr, false, "", std::current_exception()});
   }
   wake_if_waiting();
-  if (more) workers_->submit([this, f] { hash_job(f); });
+  if (pass == StreamingVerifier::Pass::Continue) workers_->submit([this, f] { hash_job(f); });
+  if (pass == StreamingVerifier::Pass::FinishDue) workers_->submit([this, f] { finish_job(f); });
 }
 
 void Engine::range_complete_job(RangeTask* t) {
@@ -1094,7 +1096,9 @@ void Engine::range_complete_job(RangeTask* t) {
 
 void Engine::finish_job(FileJob* f) {
   try {
-    auto verdict = f->verifier->finish(f->size);
+    auto finished = f->verifier->try_finish(f->size);
+    if (!finished) return;  // a hash pass is running or queued; it schedules this again when done
+    auto& verdict = *finished;
     if (!verdict.complete) {
       post(Event{Event::Kind::Corrupt, f, nullptr, false, "incomplete content"});
       return;

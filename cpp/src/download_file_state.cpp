@@ -49,12 +49,15 @@ bool StreamingVerifier::record_written(const std::shared_ptr<Buffer>& b, uint64_
 
 bool StreamingVerifier::can_advance() const { return written_.contiguous_end(hash_pos_) > hash_pos_; }
 
-bool StreamingVerifier::hash_pass(uint64_t budget) {
+StreamingVerifier::Pass StreamingVerifier::hash_pass(uint64_t budget) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (advance(lock, budget)) return true;  // still marked as hashing: the caller continues
+  if (advance(lock, budget)) return Pass::Continue;  // still marked as hashing: the caller continues
   hashing_ = false;  // still under the lock that saw nothing more to hash: no write can be missed
-  idle_.notify_all();
-  return false;
+  if (finish_due_) {
+    finish_due_ = false;
+    return Pass::FinishDue;
+  }
+  return Pass::Done;
 }
 
 bool StreamingVerifier::too_far_ahead(uint64_t range_begin, uint64_t pos) const {
@@ -109,9 +112,12 @@ bool StreamingVerifier::advance(std::unique_lock<std::mutex>& lock, uint64_t bud
   }
 }
 
-StreamingVerifier::Result StreamingVerifier::finish(uint64_t final_size) {
+std::optional<StreamingVerifier::Result> StreamingVerifier::try_finish(uint64_t final_size) {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_.wait(lock, [this] { return !hashing_; });
+  if (hashing_) {
+    finish_due_ = true;
+    return std::nullopt;
+  }
   Result result;
   result.size = final_size;
   result.complete = written_.covers(0, final_size) && written_.contiguous_end(0) == final_size;

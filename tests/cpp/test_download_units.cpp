@@ -12,6 +12,8 @@
 #include "modelagent/bandwidth_limiter.hpp"
 #include "modelagent/disk_space.hpp"
 #include "modelagent/download_engine.hpp"
+#include "modelagent/download_file_state.hpp"
+#include "modelagent/download_workers.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/partial_file.hpp"
 #include "modelagent/path_safety.hpp"
@@ -322,6 +324,75 @@ TEST(PartialFile, AlignedWritesGoDirectOthersBufferedAndBothReadBack) {
     p.commit();
     EXPECT_EQ(testsupport::read_file(final_path), content);
   }
+}
+
+TEST(StreamingVerifier, HashesOutOfOrderWritesInFileOrder) {
+  TempDir dir;
+  constexpr size_t MiB = 1 << 20;
+  std::string content = testsupport::make_content(40 * MiB + 77, 9);
+  Digest d;
+  d.kind = DigestKind::Sha256;
+  d.value = testsupport::sha256_hex(content);
+  auto expected = normalize_digest(d, content.size(), "f.bin");
+  PartialFile file(dir / "f.bin", content.size(), false);
+  StreamingVerifier verifier(file, expected, content.size());
+  auto pool = std::make_shared<BufferPool>(4 * MiB, 64);
+  auto write = [&](uint64_t offset, size_t size) {
+    auto b = pool->acquire(size);
+    std::memcpy(b->data, content.data() + offset, size);
+    b->size = size;
+    b->offset = offset;
+    file.write_at(b->data, b->size, b->offset);
+    uint64_t newly = 0;
+    bool run = verifier.record_written(b, &newly);
+    EXPECT_EQ(newly, size);
+    while (run && verifier.hash_pass(8 * MiB) == StreamingVerifier::Pass::Continue) {
+    }
+  };
+  // A second range lands first (beyond the in-memory window), then the first range in order.
+  for (uint64_t off = 36 * MiB; off < content.size(); off += 4 * MiB) {
+    write(off, std::min<size_t>(4 * MiB, content.size() - off));
+  }
+  EXPECT_EQ(verifier.hashed(), 0u);  // nothing contiguous from byte 0 yet
+  EXPECT_FALSE(verifier.too_far_ahead(36 * MiB, 40 * MiB));  // a range after a gap never waits
+  for (uint64_t off = 0; off < 36 * MiB; off += 4 * MiB) {
+    EXPECT_FALSE(verifier.too_far_ahead(0, off));
+    write(off, 4 * MiB);
+  }
+  EXPECT_EQ(verifier.hashed(), content.size());  // read back what was written ahead, then caught up
+  auto result = verifier.try_finish(content.size());
+  ASSERT_TRUE(result);
+  EXPECT_TRUE(result->complete);
+  EXPECT_TRUE(result->matches);
+  EXPECT_EQ(result->hex, d.value);
+}
+
+TEST(StreamingVerifier, StreamFarAheadOfTheHashWaitsAndFinishWaitsForAPass) {
+  TempDir dir;
+  constexpr size_t MiB = 1 << 20;
+  std::string content = testsupport::make_content(64 * MiB, 10);
+  Digest d;
+  d.kind = DigestKind::Sha256;
+  d.value = testsupport::sha256_hex(content);
+  PartialFile file(dir / "g.bin", content.size(), false);
+  StreamingVerifier verifier(file, normalize_digest(d, content.size(), "g.bin"), content.size());
+  auto pool = std::make_shared<BufferPool>(4 * MiB, 64);
+  bool pass_due = false;
+  for (uint64_t off = 0; off < 40 * MiB; off += 4 * MiB) {
+    auto b = pool->acquire(4 * MiB);
+    std::memcpy(b->data, content.data() + off, 4 * MiB);
+    b->size = 4 * MiB;
+    b->offset = off;
+    file.write_at(b->data, b->size, off);
+    uint64_t newly = 0;
+    pass_due = verifier.record_written(b, &newly) || pass_due;  // nobody hashes yet
+  }
+  EXPECT_TRUE(pass_due);
+  EXPECT_TRUE(verifier.too_far_ahead(0, 40 * MiB));  // 40 MiB received, nothing hashed: wait
+  EXPECT_FALSE(verifier.try_finish(40 * MiB));       // a pass is due: finishing must not block
+  EXPECT_EQ(verifier.hash_pass(UINT64_MAX), StreamingVerifier::Pass::FinishDue);
+  EXPECT_FALSE(verifier.too_far_ahead(0, 40 * MiB));
+  EXPECT_EQ(verifier.hashed(), 40 * MiB);
 }
 
 TEST(VerifiedStamp, ValidOnlyWhileTheFileIsUnchanged) {

@@ -4,7 +4,6 @@
 // the hash position (always the case for a single-connection file), otherwise read back from the page
 // cache once the gap before them is filled.
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,8 +30,10 @@ class StreamingVerifier {
   // caller must run hash_pass() (on any thread): no pass is running and the hash can advance.
   bool record_written(const std::shared_ptr<Buffer>& b, uint64_t* newly);
   // Hashes forward through the contiguous written prefix until it reaches a gap or has hashed
-  // `budget` bytes. Returns true when it stopped for the budget: the caller must call it again.
-  bool hash_pass(uint64_t budget);
+  // `budget` bytes. Continue: stopped for the budget, call again. FinishDue: a try_finish() came
+  // while this pass ran; call try_finish() now.
+  enum class Pass { Done, Continue, FinishDue };
+  Pass hash_pass(uint64_t budget);
   // True when a transfer at `pos` of the range starting at `range_begin` is so far ahead of the hash
   // that it should wait: the range continues the hashed prefix (so its buffers will be hashed from
   // memory) but is more than the retain window ahead of it.
@@ -44,8 +45,10 @@ class StreamingVerifier {
     bool complete = false;  // every byte of [0, size) written
     bool matches = false;   // digest equals the expected one
   };
-  // Call after the last write: hashes what is left (read-back) and returns the verdict.
-  Result finish(uint64_t final_size);
+  // Call after the last write: hashes what is left (read-back) and returns the verdict. While a
+  // hash_pass() is running or due it returns nullopt at once (a worker never waits for work queued
+  // behind it) and that pass reports FinishDue when it ends.
+  std::optional<Result> try_finish(uint64_t final_size);
 
   IntervalSet written() const;
   uint64_t hashed() const;
@@ -62,11 +65,11 @@ class StreamingVerifier {
   ExpectedDigest expected_;
   uint64_t size_;
   mutable std::mutex mu_;
-  std::condition_variable idle_;
   IntervalSet written_;
   std::unique_ptr<ContentHasher> hasher_;
   uint64_t hash_pos_ = 0;
   bool hashing_ = false;
+  bool finish_due_ = false;
   std::map<uint64_t, std::shared_ptr<Buffer>> retained_;  // written, not yet hashed, kept in memory
 };
 
