@@ -7,13 +7,14 @@
 #include "modelagent/weights.hpp"
 
 #include <algorithm>
-#include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "modelagent/errors.hpp"
 #include "modelagent/safetensors.hpp"
@@ -55,37 +56,146 @@ std::string read_index(const fs::path& index) {
   return text.str();
 }
 
-// Shard names listed by one index's weight_map, resolved against dir.
-void add_index_shards(const fs::path& dir, const fs::path& index, std::set<fs::path>& shards) {
-  const std::string label = index.string();
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(read_index(index));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw SafetensorsError(label + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+// Receives nlohmann's SAX events for an index and keeps only the distinct shard names of its
+// "weight_map": an index of a large model maps ~100k tensors to a few hundred files, and a DOM of it
+// would be a std::map node and two strings per tensor.
+//
+// The checks and their precedence are those of reading the whole document first: a JSON syntax error
+// anywhere wins, then the top level must be an object, then "weight_map" (the last one, if the key is
+// repeated) must be an object, and of the bad entries the one with the smallest tensor name is reported.
+class IndexHandler {
+ public:
+  using json = nlohmann::json;
+
+  bool null() { return value(Kind::kOther, nullptr); }
+  bool boolean(bool) { return value(Kind::kOther, nullptr); }
+  bool number_integer(json::number_integer_t) { return value(Kind::kOther, nullptr); }
+  bool number_unsigned(json::number_unsigned_t) { return value(Kind::kOther, nullptr); }
+  bool number_float(json::number_float_t, const json::string_t&) { return value(Kind::kOther, nullptr); }
+  bool string(json::string_t& s) { return value(Kind::kOther, &s); }
+  bool binary(json::binary_t&) { return value(Kind::kOther, nullptr); }
+  bool start_object(std::size_t) {
+    value(Kind::kObject, nullptr);
+    if (depth_ == 1 && weight_map_key_) weight_map_open_ = true;
+    ++depth_;
+    return true;
   }
-  if (!doc.is_object()) throw SafetensorsError(label + ": must be a JSON object");
-  auto map = doc.find("weight_map");
-  if (map == doc.end() || !map->is_object()) {
-    throw SafetensorsError(label + ": \"weight_map\" is missing or not an object");
+  bool start_array(std::size_t) {
+    value(Kind::kOther, nullptr);
+    ++depth_;
+    return true;
   }
-  for (const auto& [tensor, shard] : map->items()) {
-    if (!shard.is_string()) {
-      throw SafetensorsError(label + ": weight_map entry for tensor " + printable(tensor) + " is not a file name");
+  bool end_object() {
+    if (--depth_ == 1) weight_map_open_ = false;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool key(json::string_t& k) {
+    if (depth_ == 1) {
+      weight_map_key_ = k == "weight_map";
+      if (weight_map_key_) {  // a repeated key replaces what came before it
+        weight_map_seen_ = true;
+        weight_map_is_object_ = false;
+        names_.clear();
+        bad_tensor_.reset();
+        last_name_.clear();
+        last_safe_ = false;
+      }
+    } else if (depth_ == 2 && weight_map_open_) {
+      tensor_.assign(k);
     }
-    const auto& name = shard.get_ref<const std::string&>();
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) {
+    error_byte_ = position;  // nlohmann's parse_error::byte: 1-based index of the offending character
+    return false;
+  }
+
+  std::size_t error_byte() const { return error_byte_; }
+  bool top_is_object() const { return top_is_object_; }
+  bool weight_map_is_object() const { return weight_map_seen_ && weight_map_is_object_; }
+  const std::set<std::string>& names() const { return names_; }
+
+  // The bad entry with the smallest tensor name: (tensor, shard name or nullopt when not a string).
+  const std::optional<std::pair<std::string, std::optional<std::string>>>& bad_tensor() const { return bad_tensor_; }
+
+ private:
+  enum class Kind { kObject, kOther };
+
+  bool value(Kind kind, const std::string* text) {
+    if (depth_ == 0) top_is_object_ = kind == Kind::kObject;
+    if (depth_ == 1 && weight_map_key_) weight_map_is_object_ = kind == Kind::kObject;
+    if (depth_ == 2 && weight_map_open_) entry(text);
+    return true;
+  }
+
+  void entry(const std::string* shard) {
+    if (shard == nullptr) {
+      note_bad(std::nullopt);
+      return;
+    }
+    // Consecutive entries nearly always name the same shard: validate each distinct name once.
+    if (*shard != last_name_) {
+      last_name_ = *shard;
+      last_safe_ = safe_name(last_name_);
+      if (last_safe_) names_.insert(last_name_);
+    }
+    if (!last_safe_) note_bad(*shard);
+  }
+
+  static bool safe_name(const std::string& name) {
     fs::path rel(name);
     bool unsafe = name.empty() || rel.is_absolute() || name.find('\0') != std::string::npos;
     for (const auto& part : rel) unsafe = unsafe || part == "..";
-    if (unsafe) {
-      throw SafetensorsError(label + ": weight_map entry for tensor " + printable(tensor) + " names " +
-                             printable(name) + ", which is not a file inside the model directory");
-    }
-    shards.insert(dir / rel);
+    return !unsafe;
   }
+
+  void note_bad(std::optional<std::string> shard) {
+    if (!bad_tensor_ || tensor_ < bad_tensor_->first) bad_tensor_.emplace(tensor_, std::move(shard));
+  }
+
+  std::size_t depth_ = 0;
+  bool top_is_object_ = false;
+  bool weight_map_key_ = false;        // the current top-level key is "weight_map"
+  bool weight_map_seen_ = false;
+  bool weight_map_is_object_ = false;  // the value of the last "weight_map" key is an object
+  bool weight_map_open_ = false;       // inside that object
+  std::size_t error_byte_ = 0;
+  std::string tensor_;  // the current weight_map key
+  std::string last_name_;  // the shard named by the previous entry, and whether it is safe ("" is not)
+  bool last_safe_ = false;
+  std::set<std::string> names_;
+  std::optional<std::pair<std::string, std::optional<std::string>>> bad_tensor_;
+};
+
+// Shard names listed by one index's weight_map, resolved against dir.
+void add_index_shards(const fs::path& dir, const fs::path& index, std::set<fs::path>& shards) {
+  const std::string label = index.string();
+  const std::string text = read_index(index);
+  IndexHandler handler;
+  if (!nlohmann::json::sax_parse(text, &handler)) {
+    throw SafetensorsError(label + ": not valid JSON (byte " + std::to_string(handler.error_byte()) + ")");
+  }
+  if (!handler.top_is_object()) throw SafetensorsError(label + ": must be a JSON object");
+  if (!handler.weight_map_is_object()) {
+    throw SafetensorsError(label + ": \"weight_map\" is missing or not an object");
+  }
+  if (const auto& bad = handler.bad_tensor()) {
+    const auto& [tensor, shard] = *bad;
+    if (!shard) {
+      throw SafetensorsError(label + ": weight_map entry for tensor " + printable(tensor) + " is not a file name");
+    }
+    throw SafetensorsError(label + ": weight_map entry for tensor " + printable(tensor) + " names " +
+                           printable(*shard) + ", which is not a file inside the model directory");
+  }
+  for (const auto& name : handler.names()) shards.insert(dir / fs::path(name));
 }
 
 struct Stored {
+  std::string_view name;  // a view of the name in the header it was read from
   std::string dtype;
   std::vector<uint64_t> shape;
   uint64_t elements = 0;
@@ -98,16 +208,26 @@ bool is_quantized_storage(std::string_view dtype) {
          dtype.substr(0, 3) == "F8_" || dtype.substr(0, 3) == "F6_";
 }
 
-// Keyed by tensor name (views into strings kept alive by the caller), so probing by a prefix of a
-// name builds no string.
-using TensorMap = std::unordered_map<std::string_view, Stored>;
+// Every tensor name once, in file order (so that the passes over all of them walk contiguous memory),
+// and an index by name. The index is keyed by views, so probing by a prefix of a name builds no string.
+struct TensorMap {
+  std::vector<Stored> list;
+  std::unordered_map<std::string_view, size_t> index;
+
+  const Stored* find(std::string_view name) const {
+    auto it = index.find(name);
+    return it == index.end() ? nullptr : &list[it->second];
+  }
+};
 
 class Counter {
  public:
   Counter(const TensorMap& tensors, const std::vector<fs::path>& files, const QuantizationHint& hint)
       : tensors_(tensors), files_(files), hint_(hint) {
     quantized_model_ = !hint.method.empty();
-    for (const auto& [name, t] : tensors_) {
+    for (const auto& t : tensors_.list) leaves_.insert(split(t.name).second);
+    for (const auto& t : tensors_.list) {
+      const std::string_view name = t.name;
       std::string_view dtype = t.dtype;
       if (dtype.substr(0, 3) == "F8_" || dtype.substr(0, 3) == "F6_" || dtype == "F4" ||
           ends_with(name, ".qweight") || ends_with(name, ".weight_packed")) {
@@ -127,15 +247,16 @@ class Counter {
 
   void run(WeightsSummary& out) {
     std::map<std::string, uint64_t> skipped;
-    for (const auto& [name, t] : tensors_) {
+    std::string skip_label;
+    for (const auto& t : tensors_.list) {
+      const std::string_view name = t.name;
       out.stored_bytes += t.bytes;
-      std::string skip_label = auxiliary_label(name, t);
-      if (!skip_label.empty()) {
+      if (auxiliary_label(name, t, skip_label)) {
         ++skipped[skip_label];
         continue;
       }
       uint64_t params = t.elements;
-      if (unsigned bits = packed_bits(name); bits != 0) {
+      if (unsigned bits = packed_bits(name, t); bits != 0) {
         unsigned storage = dtype_bits(t.dtype);
         if (bits > storage) {
           throw SafetensorsError(files_[t.file].string() + ": tensor " + printable(name) + ": " + std::to_string(bits) +
@@ -160,87 +281,106 @@ class Counter {
   }
 
  private:
-  bool has(std::string_view name) const { return tensors_.find(name) != tensors_.end(); }
+  bool has(std::string_view name) const { return tensors_.find(name) != nullptr; }
+
+  // The tensor named module + leaf (module ends with its dot), looked up without allocating: the name
+  // is assembled in a buffer reused by every lookup.
+  const Stored* find(std::string_view module, std::string_view leaf) const {
+    key_.assign(module).append(leaf);
+    return tensors_.find(key_);
+  }
+  bool has(std::string_view module, std::string_view leaf) const { return find(module, leaf) != nullptr; }
 
   // The longest proper dotted prefix of name that is itself a tensor (only serialisation schemes such
   // as bitsandbytes hang tensors below a tensor), or "".
   std::string_view tensor_parent(std::string_view name) const {
     for (size_t pos = name.rfind('.'); pos != std::string_view::npos && pos > 0; pos = name.rfind('.', pos - 1)) {
-      if (has(name.substr(0, pos))) return name.substr(0, pos);
+      std::string_view prefix = name.substr(0, pos);
+      // A prefix can only be a tensor if it ends like one: most prefixes (model.layers.3, ...) are
+      // ruled out by this small set without hashing the whole prefix.
+      if (!leaves_.count(split(prefix).second)) continue;
+      if (has(prefix)) return prefix;
     }
     return {};
   }
 
-  static std::pair<std::string, std::string> split(std::string_view name) {
+  // (module with its trailing dot, leaf): "a.b.weight" -> ("a.b.", "weight"), "x" -> ("", "x").
+  static std::pair<std::string_view, std::string_view> split(std::string_view name) {
     size_t dot = name.rfind('.');
-    if (dot == std::string_view::npos) return {"", std::string(name)};
-    return {std::string(name.substr(0, dot + 1)), std::string(name.substr(dot + 1))};
+    if (dot == std::string_view::npos) return {{}, name};
+    return {name.substr(0, dot + 1), name.substr(dot + 1)};
   }
 
   // Bits per logical value when name is packed low-bit storage, else 0.
-  unsigned packed_bits(std::string_view name) const {
+  unsigned packed_bits(std::string_view name, const Stored& t) const {
     const auto [module, leaf] = split(name);
     const unsigned hinted = hint_.bits > 0 ? static_cast<unsigned>(hint_.bits) : 4;
     if (leaf == "qweight" || leaf == "weight_packed") return hinted;
     if (bnb4_weights_.count(name)) return 4;
-    if (leaf == "weight" && is_fp4_pairs(module)) return 4;
+    if (leaf == "weight" && is_fp4_pairs(module, t)) return 4;
     if (ends_with(leaf, "_blocks")) {
-      std::string base = leaf.substr(0, leaf.size() - 7);
-      if (has(module + base + "_scales") || hint_.method == "mxfp4") return 4;
+      std::string scales(leaf.substr(0, leaf.size() - 7));
+      scales += "_scales";
+      if (has(module, scales) || hint_.method == "mxfp4") return 4;
     }
     return 0;
   }
 
   // ModelOpt NVFP4 (and MXFP4 outside gpt-oss) store `weight` as U8 pairs of FP4 values beside FP8
-  // block scales, a per-tensor `weight_scale_2`, or a 4-bit hint.
-  bool is_fp4_pairs(const std::string& module) const {
-    auto weight = tensors_.find(module + "weight");
-    auto scale = tensors_.find(module + "weight_scale");
-    if (weight == tensors_.end() || scale == tensors_.end() || weight->second.dtype != "U8") return false;
-    const std::string& scale_dtype = scale->second.dtype;
-    return scale_dtype == "F8_E4M3" || scale_dtype == "F8_E8M0" || has(module + "weight_scale_2") || hint_.bits == 4;
+  // block scales, a per-tensor `weight_scale_2`, or a 4-bit hint. weight is module + "weight".
+  bool is_fp4_pairs(std::string_view module, const Stored& weight) const {
+    if (weight.dtype != "U8") return false;
+    auto scale = find(module, "weight_scale");
+    if (scale == nullptr) return false;
+    const std::string& scale_dtype = scale->dtype;
+    return scale_dtype == "F8_E4M3" || scale_dtype == "F8_E8M0" || has(module, "weight_scale_2") || hint_.bits == 4;
   }
 
-  // Why name is not a parameter ("" when it is one).
-  std::string auxiliary_label(std::string_view name, const Stored& t) const {
+  // Whether name is not a parameter; if so, why, in label.
+  bool auxiliary_label(std::string_view name, const Stored& t, std::string& label) const {
     if (auto found = parents_.find(name); found != parents_.end()) {
       std::string_view parent = found->second;
       size_t module_end = parent.rfind('.');
-      std::string label(name.substr(module_end == std::string_view::npos ? 0 : module_end + 1));
+      label.assign(name.substr(module_end == std::string_view::npos ? 0 : module_end + 1));
       if (auto q = label.find(".quant_state."); q != std::string::npos) label.erase(q + 13).append("*");
-      return label;
+      return true;
     }
     const auto [module, leaf] = split(name);
-    if ((leaf == "qzeros" || leaf == "scales" || leaf == "g_idx") && has(module + "qweight")) return leaf;
-    static const std::set<std::string> kWeightCompanions = {
+    auto labelled = [&label](std::string_view text) {
+      label.assign(text);
+      return true;
+    };
+    if ((leaf == "qzeros" || leaf == "scales" || leaf == "g_idx") && has(module, "qweight")) return labelled(leaf);
+    static const std::set<std::string_view> kWeightCompanions = {
         "weight_scale",       "weight_scale_inv", "weight_scale_2",    "weight_zero_point",
         "weight_global_scale", "weight_shape",    "weight_g_idx",      "input_scale",
         "input_zero_point",   "input_global_scale", "output_scale"};
     if (kWeightCompanions.count(leaf)) {
-      auto weight = tensors_.find(module + "weight");
-      bool quantized_weight = has(module + "weight_packed") ||
-                              (weight != tensors_.end() && is_quantized_storage(weight->second.dtype));
-      if (quantized_weight || ((weight != tensors_.end()) && quantized_model_)) return leaf;
+      auto weight = find(module, "weight");
+      if (weight != nullptr && (quantized_model_ || is_quantized_storage(weight->dtype))) return labelled(leaf);
+      if (has(module, "weight_packed")) return labelled(leaf);
     }
-    if (leaf == "SCB" && has(module + "weight")) return leaf;
-    if (leaf == "weight_format" && has(module + "weight") && has(module + "SCB")) return leaf;
-    if (ends_with(leaf, "_scales") && has(module + leaf.substr(0, leaf.size() - 7) + "_blocks")) {
-      return "*_scales";
+    if (leaf == "SCB" && has(module, "weight")) return labelled(leaf);
+    if (leaf == "weight_format" && has(module, "weight") && has(module, "SCB")) return labelled(leaf);
+    if (ends_with(leaf, "_scales")) {
+      std::string blocks(leaf.substr(0, leaf.size() - 7));
+      blocks += "_blocks";
+      if (has(module, blocks)) return labelled("*_scales");
     }
     if ((leaf == "k_scale" || leaf == "v_scale" || leaf == "kv_scale" || leaf == "q_scale" ||
          leaf == "prob_scale") &&
         quantized_model_ && t.elements == 1) {
-      return leaf;
+      return labelled(leaf);
     }
     // Non-persistent buffers that some exporters wrote anyway; they are not parameters.
-    if (leaf == "inv_freq") return "inv_freq (buffer)";
-    if (leaf == "position_ids" && t.dtype.front() != 'F' && t.dtype != "BF16") return "position_ids (buffer)";
-    if (ends_with(name, "attn.masked_bias") && t.elements == 1) return "masked_bias (buffer)";
+    if (leaf == "inv_freq") return labelled("inv_freq (buffer)");
+    if (leaf == "position_ids" && t.dtype.front() != 'F' && t.dtype != "BF16") return labelled("position_ids (buffer)");
+    if (ends_with(name, "attn.masked_bias") && t.elements == 1) return labelled("masked_bias (buffer)");
     if (ends_with(name, "attn.bias") && t.shape.size() == 4 && t.shape[0] == 1 && t.shape[1] == 1 &&
         t.shape[2] == t.shape[3]) {
-      return "attn.bias causal mask (buffer)";
+      return labelled("attn.bias causal mask (buffer)");
     }
-    return {};
+    return false;
   }
 
   const TensorMap& tensors_;
@@ -249,6 +389,8 @@ class Counter {
   bool quantized_model_ = false;
   std::set<std::string, std::less<>> bnb4_weights_;
   std::unordered_map<std::string_view, std::string_view> parents_;  // tensor -> tensor it hangs below
+  std::unordered_set<std::string_view> leaves_;  // every tensor name's last component
+  mutable std::string key_;  // the name being looked up by find(module, leaf)
 };
 
 std::string shape_text(const std::vector<uint64_t>& shape) {
@@ -298,22 +440,33 @@ std::vector<fs::path> find_safetensors_files(const fs::path& dir) {
 WeightsSummary summarize_safetensors(const std::vector<fs::path>& files, const QuantizationHint& hint) {
   WeightsSummary out;
   out.files = files;
-  std::deque<std::string> names;
+  // Every header is read before the map is filled so that it is sized once (growing it file by file
+  // rehashes it each time). The map's keys are views of the names in these headers.
+  std::vector<SafetensorsHeader> headers;
+  headers.reserve(files.size());
+  size_t total = 0;
+  for (const auto& file : files) {
+    headers.push_back(read_safetensors_header(file));
+    total += headers.back().tensors.size();
+  }
   TensorMap tensors;
+  tensors.list.reserve(total);
+  tensors.index.reserve(total);
   for (size_t i = 0; i < files.size(); ++i) {
-    SafetensorsHeader header = read_safetensors_header(files[i]);
-    tensors.reserve(tensors.size() + header.tensors.size());
-    for (auto& t : header.tensors) {
-      Stored s{t.dtype, std::move(t.shape), t.element_count, t.data_end - t.data_begin, i};
-      auto it = tensors.find(t.name);
-      const bool inserted = it == tensors.end();
-      if (inserted) it = tensors.emplace(names.emplace_back(std::move(t.name)), std::move(s)).first;
+    for (auto& t : headers[i].tensors) {
+      auto [it, inserted] = tensors.index.try_emplace(t.name, tensors.list.size());
+      if (inserted) {
+        tensors.list.push_back(
+            Stored{t.name, std::move(t.dtype), std::move(t.shape), t.element_count, t.data_end - t.data_begin, i});
+        continue;
+      }
       // The same tensor in two files (a copied shard, a .fp16 variant beside the original) counts once;
       // two different shapes under one name mean the files are not one model.
-      if (!inserted && it->second.shape != s.shape) {
+      const Stored& first = tensors.list[it->second];
+      if (first.shape != t.shape) {
         throw SafetensorsError(files[i].string() + ": tensor " + printable(t.name) + " has shape " +
-                               shape_text(s.shape) + " but " + files[it->second.file].string() + " has it as " +
-                               shape_text(it->second.shape));
+                               shape_text(t.shape) + " but " + files[first.file].string() + " has it as " +
+                               shape_text(first.shape));
       }
     }
   }
