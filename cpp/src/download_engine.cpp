@@ -315,6 +315,7 @@ class Engine {
   DownloadProgress* progress_;
   BandwidthLimiter limiter_;
   std::shared_ptr<BufferPool> buffers_;
+  std::atomic<long> retain_budget_{0};  // buffers the files may keep for hashing (see StreamingVerifier)
   Clock::time_point start_ = Clock::now();
   CURLM* multi_ = nullptr;
   std::vector<CURL*> idle_easy_;
@@ -490,7 +491,7 @@ void Engine::start_download(FileJob& f) {
   bool resume = done && !done->empty();
   if (!resume) ResumeJournal::remove(journal_path);
   f.partial = std::make_unique<PartialFile>(f.final_path, f.size, resume);
-  f.verifier = std::make_unique<StreamingVerifier>(*f.partial, f.expected, f.size);
+  f.verifier = std::make_unique<StreamingVerifier>(*f.partial, f.expected, f.size, &retain_budget_);
   IntervalSet present;
   if (resume) {
     present = *done;
@@ -869,8 +870,6 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     case RangeTask::Abort::None:
       break;
   }
-  // On failures the partly filled buffer stays with the task: the retry continues right after its
-  // last byte and keeps filling it, so writes stay large and aligned.
   if (code != CURLE_OK) {
     if (transient_curl_error(code)) {
       schedule_retry(t, curl_detail, 0, -1);
@@ -942,6 +941,15 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
 
 void Engine::schedule_retry(RangeTask& t, const std::string& why, long status, double server_wait) {
   FileJob& f = *t.file;
+  // Keep what arrived up to the last 4 KiB boundary and continue from there: the retry's buffers stay
+  // aligned for direct I/O (at most 4 KiB arrive twice) and no buffer is held during the wait.
+  if (t.buffer && t.buffer->offset % kBufferAlignment == 0) {
+    uint64_t end = t.buffer->offset + t.buffer->size;
+    uint64_t aligned_end = end / kBufferAlignment * kBufferAlignment;
+    t.buffer->size = static_cast<size_t>(aligned_end - t.buffer->offset);
+    t.pos = aligned_end;
+  }
+  submit_buffer(t);
   bool rate_limited = status == 429;
   progress_->retries.fetch_add(1);
   if (rate_limited) progress_->rate_limited.fetch_add(1);
@@ -1141,7 +1149,7 @@ void Engine::restart_file(FileJob& f, const std::string& why) {
   progress_->retries.fetch_add(1);
   f.state = FileState::Downloading;
   f.partial = std::make_unique<PartialFile>(f.final_path, f.size, /*keep_existing=*/false);
-  f.verifier = std::make_unique<StreamingVerifier>(*f.partial, f.expected, f.size);
+  f.verifier = std::make_unique<StreamingVerifier>(*f.partial, f.expected, f.size, &retain_budget_);
   create_tasks(f, IntervalSet{});
 }
 
@@ -1339,6 +1347,9 @@ DownloadReport Engine::run() {
   int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency() + 1, 3u, 5u));
   workers_ = std::make_unique<WorkerPool>(threads);
   per_file_limit_ = std::min(2, options_.connections_per_file);
+  // Every active transfer may hold one buffer it is filling; kept buffers get at most the rest but a
+  // few, so a transfer can always get its next buffer once written ones are released.
+  retain_budget_ = std::max<long>(0, static_cast<long>(buffers_->capacity()) - options_.max_connections - 4);
 
   try {
     for (auto& f : files_) classify(*f);

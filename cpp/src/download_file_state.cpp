@@ -23,10 +23,33 @@ char* read_back_scratch() {
 
 }  // namespace
 
-StreamingVerifier::StreamingVerifier(PartialFile& file, const ExpectedDigest& expected, uint64_t size)
-    : file_(file), expected_(expected), size_(size) {
+StreamingVerifier::StreamingVerifier(PartialFile& file, const ExpectedDigest& expected, uint64_t size,
+                                     std::atomic<long>* retain_budget)
+    : file_(file), expected_(expected), size_(size), retain_budget_(retain_budget) {
   bool needs_size_first = expected.kind == DigestKind::GitBlobSha1 && size == kUnknownSize;
   if (expected.kind != DigestKind::None && !needs_size_first) hasher_ = std::make_unique<ContentHasher>(expected, size);
+}
+
+StreamingVerifier::~StreamingVerifier() {
+  while (!retained_.empty()) forget(retained_.begin());
+}
+
+void StreamingVerifier::retain(const std::shared_ptr<Buffer>& b) {
+  auto existing = retained_.find(b->offset);
+  if (existing != retained_.end()) {
+    existing->second = b;  // the same bytes again (a restarted stream): no new budget needed
+    return;
+  }
+  if (retain_budget_ && retain_budget_->fetch_sub(1) <= 0) {
+    retain_budget_->fetch_add(1);
+    return;  // over budget: released now, read back later
+  }
+  retained_.emplace(b->offset, b);
+}
+
+void StreamingVerifier::forget(std::map<uint64_t, std::shared_ptr<Buffer>>::iterator it) {
+  retained_.erase(it);
+  if (retain_budget_) retain_budget_->fetch_add(1);
 }
 
 void StreamingVerifier::mark_present(const IntervalSet& present) {
@@ -41,7 +64,7 @@ bool StreamingVerifier::record_written(const std::shared_ptr<Buffer>& b, uint64_
   if (!hasher_) return false;
   // Buffers beyond the window are released now and read back from the page cache later, which bounds
   // the memory a file can hold.
-  if (end > hash_pos_ && begin < hash_pos_ + kRetainWindow) retained_[begin] = b;
+  if (end > hash_pos_ && begin < hash_pos_ + kRetainWindow) retain(b);
   if (hashing_ || !can_advance()) return false;  // a running pass picks this up
   hashing_ = true;
   return true;
@@ -76,7 +99,7 @@ bool StreamingVerifier::advance(std::unique_lock<std::mutex>& lock, uint64_t bud
     if (available <= h) return false;
     if (h - start >= budget) return true;
     while (!retained_.empty() && retained_.begin()->first + retained_.begin()->second->size <= h) {
-      retained_.erase(retained_.begin());
+      forget(retained_.begin());
     }
     std::shared_ptr<Buffer> from_memory;
     auto next = retained_.upper_bound(h);
@@ -87,7 +110,7 @@ bool StreamingVerifier::advance(std::unique_lock<std::mutex>& lock, uint64_t bud
     if (from_memory) {
       size_t skip = static_cast<size_t>(h - from_memory->offset);
       size_t n = static_cast<size_t>(std::min<uint64_t>(from_memory->size - skip, available - h));
-      if (skip + n == from_memory->size) retained_.erase(from_memory->offset);
+      if (skip + n == from_memory->size) forget(retained_.find(from_memory->offset));
       lock.unlock();
       hasher_->update(from_memory->data + skip, n);
       from_memory.reset();
@@ -126,7 +149,7 @@ std::optional<StreamingVerifier::Result> StreamingVerifier::try_finish(uint64_t 
   hashing_ = true;
   advance(lock, UINT64_MAX);
   hashing_ = false;
-  retained_.clear();
+  while (!retained_.empty()) forget(retained_.begin());
   if (hash_pos_ != final_size) result.complete = false;
   result.hex = hasher_->finish();
   result.matches = result.complete && hasher_->matches();

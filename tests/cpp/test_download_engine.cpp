@@ -537,3 +537,29 @@ TEST(DownloadEngine, ConcurrentRunsIntoOneRootTakeTurns) {
   EXPECT_EQ(server.count("/m.bin"), 1u);
   EXPECT_EQ(read_file(dir / "m.bin"), content);
 }
+
+TEST(DownloadEngine, ManyLargeFilesAtOnce) {
+  LoopbackServer server;
+  TempDir dir;
+  DownloadPlan plan;
+  std::vector<std::string> contents;
+  for (int i = 0; i < 12; ++i) {
+    contents.push_back(make_content(20 * MiB + 4096 * i + 3, 50 + i));
+    std::string name = "/shard-" + std::to_string(i);
+    server.add_file(name, contents.back());
+    plan.files.push_back(planned(name.substr(1), server.url(name), contents.back()));
+  }
+  // Each file has ranges close enough together that later ones are kept in memory for hashing while
+  // the first is still arriving; with a dozen such files the buffers kept and in flight compete for
+  // the bounded pool, and everything must still complete and verify.
+  server.set_connection_rate(32 * MiB);
+  auto options = testsupport::fast_options();
+  options.max_connections = 16;
+  options.connections_per_file = 3;
+  options.chunk_size = 8 * MiB;
+  auto report = run_download(plan, dir.path(), options);
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_TRUE(report.files[i].verified);
+    EXPECT_EQ(read_file(dir / plan.files[i].relative_path), contents[i]);
+  }
+}

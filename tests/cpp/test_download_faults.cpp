@@ -200,19 +200,21 @@ TEST(DownloadFaults, CutConnectionsResumeWhereTheyStopped) {
   EXPECT_EQ(reqs.size(), 4u + 3u);
   uint64_t body = 0;
   for (auto& r : reqs) body += r.body_bytes;
-  EXPECT_EQ(body, content.size());  // nothing received twice: retries continued after the cut
-  EXPECT_EQ(progress.bytes_fetched.load(), content.size());
-  // Each cut response is followed by a request for exactly the bytes after the cut.
+  // Retries continued at the 4 KiB boundary before each cut: at most 4 KiB per cut arrived twice.
+  EXPECT_GE(body, content.size());
+  EXPECT_LT(body, content.size() + 3 * 4096);
+  EXPECT_EQ(progress.bytes_fetched.load(), body);
   int cuts = 0;
   for (auto& r : reqs) {
     uint64_t asked = *r.range_last + 1 - r.range_begin;
     if (r.body_bytes == asked) continue;
     ++cuts;
     EXPECT_EQ(r.body_bytes, 3 * MiB + 7);
+    uint64_t cut_at = r.range_begin + r.body_bytes;
     bool continued = std::any_of(reqs.begin(), reqs.end(), [&](const testsupport::Request& later) {
-      return later.range_begin == r.range_begin + r.body_bytes && later.range_last == r.range_last;
+      return later.range_begin == cut_at / 4096 * 4096 && later.range_last == r.range_last;
     });
-    EXPECT_TRUE(continued) << "no request continued the range cut at " << r.range_begin + r.body_bytes;
+    EXPECT_TRUE(continued) << "no request continued the range cut at " << cut_at;
   }
   EXPECT_EQ(cuts, 3);
 }

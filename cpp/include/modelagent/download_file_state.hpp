@@ -4,6 +4,7 @@
 // the hash position (always the case for a single-connection file), otherwise read back from the page
 // cache once the gap before them is filled.
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,7 +22,13 @@ namespace modelagent {
 class StreamingVerifier {
  public:
   // size may be kUnknownSize; then git-blob SHA-1 (which hashes the size first) is computed in finish().
-  StreamingVerifier(PartialFile& file, const ExpectedDigest& expected, uint64_t size);
+  // retain_budget, shared by all files of a run, bounds how many buffers may be kept in memory for
+  // hashing (each kept buffer takes one, returned when it is hashed); null means no bound. Without a
+  // bound, buffers kept for several files could hold the whole buffer pool while the ranges that
+  // would let them be hashed wait for a free buffer.
+  StreamingVerifier(PartialFile& file, const ExpectedDigest& expected, uint64_t size,
+                    std::atomic<long>* retain_budget = nullptr);
+  ~StreamingVerifier();
 
   // Bytes already on disk from an earlier run (resume); hashed later by read-back.
   void mark_present(const IntervalSet& present);
@@ -58,6 +65,8 @@ class StreamingVerifier {
 
  private:
   bool can_advance() const;
+  void retain(const std::shared_ptr<Buffer>& b);
+  void forget(std::map<uint64_t, std::shared_ptr<Buffer>>::iterator it);
   // Returns true when it stopped because `budget` bytes were hashed.
   bool advance(std::unique_lock<std::mutex>& lock, uint64_t budget);
 
@@ -71,6 +80,7 @@ class StreamingVerifier {
   bool hashing_ = false;
   bool finish_due_ = false;
   std::map<uint64_t, std::shared_ptr<Buffer>> retained_;  // written, not yet hashed, kept in memory
+  std::atomic<long>* retain_budget_;
 };
 
 }  // namespace modelagent

@@ -36,6 +36,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // Like try_acquire but may exceed max_buffers (for data that was already accepted).
   std::shared_ptr<Buffer> acquire(size_t wanted);
   size_t buffer_size() const { return buffer_size_; }
+  size_t capacity() const { return max_buffers_; }
   bool exhausted();
 
  private:
