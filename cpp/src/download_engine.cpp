@@ -596,6 +596,7 @@ void Engine::begin_transfer(RangeTask& t) {
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : f.planned->headers) {
     if (!t.send_credentials && is_credential_header(name)) continue;
+    if (lower(name) == "range") continue;  // ranges are the engine's business
     headers = curl_slist_append(headers, (name + ": " + value).c_str());
   }
   t.header_list = headers;
