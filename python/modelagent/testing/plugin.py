@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from modelagent.testing.agent_fixtures import model_agent, model_agent_factory, pytest_runtest_makereport  # noqa: F401
 from modelagent.testing.hf_hub import FakeHub
 from modelagent.testing.kube_fixtures import (  # noqa: F401  (fixtures re-exported to plugin users)
     fake_kube,
