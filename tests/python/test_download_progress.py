@@ -113,7 +113,7 @@ def test_renderer_choice() -> None:
 def test_monitor_polls_counters_until_the_block_ends() -> None:
     counters = types.SimpleNamespace(
         bytes_total=100, bytes_done=0, bytes_fetched=0, files_total=2, files_done=0, bytes_per_second=0.0,
-        retries=0, rate_limited=0,
+        retries=0, rate_limited=0, rate_limit_wait_seconds=0.0,
     )  # fmt: skip
     seen: list[ProgressSnapshot] = []
     polled = threading.Event()
