@@ -14,6 +14,10 @@ Fixtures:
   directory under the test's tmp_path.
 * ``loopback_only`` - makes any socket connection to a non-loopback address fail for the test, so a
   misconfigured client cannot reach the internet.
+* ``fake_kube``, ``fake_kube_factory``, ``kube_api_client``, ``kube_config_file`` - the fake Kubernetes
+  API server (docs/testing-kubernetes.md).
+* ``model_agent``, ``model_agent_factory`` - a real ``model-agent run`` process against the fake API
+  server and fake hub (or standalone); a failed test gets the agent's log tail in its report.
 """
 
 from __future__ import annotations
