@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from conftest import MODEL_CONFIGS_DIR
 from modelagent import inspect_model
 from modelagent.agent.config_parser import (
     ModelConfigParser,
@@ -21,7 +22,7 @@ from modelagent.agent.config_parser import (
 from modelagent.agent.model_ref import ModelRef
 from modelagent.testing.model_factory import DEFAULT_CONFIG, write_synthetic_model
 
-FIXTURES = Path("/work/shared/fixtures/model-configs")
+FIXTURES = MODEL_CONFIGS_DIR
 CONFIG_KEYS = {"modelType", "modelArchitecture", "modelFramework", "modelFormat", "modelParameterSize",
                "maxTokens", "modelCapabilities", "decodedModelConfiguration", "quantization"}
 BM = ModelRef("BaseModel", "default", "llama", "u1")
