@@ -36,6 +36,12 @@ from __future__ import annotations
 import os
 import sys
 
+# benchmarks/inspect.py is named like the stdlib module `inspect`; keep this folder off the import path so
+# that `import inspect` (done by dataclasses and others) finds the real one.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+
+
 # benchmarks/inspect.py shadows the stdlib `inspect` (needed by dataclasses): keep this folder off the path,
 # here and in the PYTHONPATH handed to the subprocesses.
 _here = os.path.dirname(os.path.abspath(__file__))

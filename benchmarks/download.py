@@ -20,10 +20,17 @@ ratio to the fastest peer and to dd.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/inspect.py is named like the stdlib module `inspect`; keep this folder off the import path so
+# that `import inspect` (done by dataclasses and others) finds the real one.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+
 import argparse
 import hashlib
 import json
-import os
 import platform
 import resource
 import shutil
@@ -31,7 +38,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -210,7 +216,7 @@ def bench_case(work: Path, model: Path, digests: dict[str, str], throttle: int |
         for tool in tools:
             dest = out_root / tool / "dest"
             if tool == "modelagent":
-                cmd = ["model-agent", "download", f"hf://{REPO}", "--dest", str(dest)]
+                cmd = [sys.executable, "-m", "modelagent", "download", f"hf://{REPO}", "--dest", str(dest), "--no-progress"]
                 if connections:
                     cmd += ["--connections", str(connections)]
                 r = run_timed(tool, "fake hub", cmd, env, dest, digests, "yes (SHA-256 / git-blob SHA-1)", timeout)
