@@ -7,12 +7,14 @@
 #include "modelagent/weights.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -50,10 +52,12 @@ std::string read_index(const fs::path& index) {
                            std::to_string(kMaxIndexBytes) + "-byte limit for an index");
   }
   std::ifstream in(index, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
   if (!in) throw SafetensorsError(index.string() + ": cannot read");
-  return text.str();
+  std::string text(size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  if (in.bad()) throw SafetensorsError(index.string() + ": cannot read");
+  text.resize(static_cast<size_t>(in.gcount()));  // the file may have shrunk since it was sized
+  return text;
 }
 
 // Receives nlohmann's SAX events for an index and keeps only the distinct shard names of its
@@ -105,7 +109,7 @@ class IndexHandler {
         last_safe_ = false;
       }
     } else if (depth_ == 2 && weight_map_open_) {
-      tensor_.assign(k);
+      tensor_.swap(k);  // the lexer clears k before its next token; swapping saves a copy per tensor
     }
     return true;
   }
@@ -176,7 +180,7 @@ void add_index_shards(const fs::path& dir, const fs::path& index, std::set<fs::p
   const std::string label = index.string();
   const std::string text = read_index(index);
   IndexHandler handler;
-  if (!nlohmann::json::sax_parse(text, &handler)) {
+  if (!nlohmann::json::sax_parse(text.data(), text.data() + text.size(), &handler)) {
     throw SafetensorsError(label + ": not valid JSON (byte " + std::to_string(handler.error_byte()) + ")");
   }
   if (!handler.top_is_object()) throw SafetensorsError(label + ": must be a JSON object");
@@ -393,6 +397,36 @@ class Counter {
   mutable std::string key_;  // the name being looked up by find(module, leaf)
 };
 
+// Every file's header, headers[i] from files[i], read by a few threads that each take the next file
+// index in turn. Of several bad files, the first in file order is reported, as by a serial read.
+std::vector<SafetensorsHeader> read_headers(const std::vector<fs::path>& files) {
+  std::vector<SafetensorsHeader> headers(files.size());
+  std::vector<std::exception_ptr> errors(files.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < files.size(); i = next++) {
+      try {
+        headers[i] = read_safetensors_header(files[i]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>({std::max(1u, std::thread::hardware_concurrency()), 8, files.size()});
+  std::vector<std::jthread> helpers;
+  try {
+    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  } catch (const std::system_error&) {
+    // Fewer threads than asked for: those started and this one still read every file.
+  }
+  work();
+  for (auto& helper : helpers) helper.join();
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+  return headers;
+}
+
 std::string shape_text(const std::vector<uint64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size() && i < 8; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -405,31 +439,58 @@ std::string shape_text(const std::vector<uint64_t>& shape) {
 std::vector<fs::path> find_safetensors_files(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return {};
-  std::vector<fs::path> indexes;
-  if (fs::is_regular_file(dir / "model.safetensors.index.json", ec)) {
-    indexes.push_back(dir / "model.safetensors.index.json");
+  const fs::path standard_index = dir / "model.safetensors.index.json";
+  const bool has_standard_index = fs::is_regular_file(standard_index, ec);
+
+  // A large model's standard index is megabytes of JSON: it is parsed on its own thread while this
+  // one lists the directory. Errors keep their serial precedence: listing, then index, then shards.
+  std::set<fs::path> shards;
+  std::exception_ptr index_error;
+  std::jthread index_parser;  // joins on every way out, an exception from the listing included
+  auto parse_standard_index = [&] {
+    try {
+      add_index_shards(dir, standard_index, shards);
+    } catch (...) {
+      index_error = std::current_exception();
+    }
+  };
+  if (has_standard_index) {
+    try {
+      index_parser = std::jthread(parse_standard_index);
+    } catch (const std::system_error&) {
+      parse_standard_index();  // no thread to be had: parse it here, first
+    }
   }
-  const bool standard_index = !indexes.empty();
+
+  std::vector<fs::path> indexes;
   std::vector<fs::path> loose;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const auto name = it->path().filename().string();
     std::error_code type_ec;
     if (!it->is_regular_file(type_ec)) continue;  // follows symlinks, as in a Hugging Face cache snapshot
     if (ends_with(name, ".safetensors.index.json") && name != "model.safetensors.index.json") {
-      if (!standard_index) indexes.push_back(it->path());
+      if (!has_standard_index) indexes.push_back(it->path());
     } else if (ends_with(name, ".safetensors")) {
       loose.push_back(it->path());
     }
   }
+  if (index_parser.joinable()) index_parser.join();
   if (ec) throw SafetensorsError(dir.string() + ": cannot list directory: " + ec.message());
-  if (indexes.empty()) {
-    std::sort(loose.begin(), loose.end());
-    return loose;
+  if (index_error) std::rethrow_exception(index_error);
+
+  if (!has_standard_index) {
+    if (indexes.empty()) {
+      std::sort(loose.begin(), loose.end());
+      return loose;
+    }
+    std::sort(indexes.begin(), indexes.end());
+    for (const auto& index : indexes) add_index_shards(dir, index, shards);
   }
-  std::set<fs::path> shards;
-  std::sort(indexes.begin(), indexes.end());
-  for (const auto& index : indexes) add_index_shards(dir, index, shards);
+  // A shard the listing found as a regular file needs no second look; others (in a subdirectory, or
+  // absent) are checked one by one.
+  std::sort(loose.begin(), loose.end());
   for (const auto& shard : shards) {
+    if (std::binary_search(loose.begin(), loose.end(), shard)) continue;
     if (!fs::is_regular_file(shard, ec)) {
       throw SafetensorsError(shard.string() + ": shard named by the safetensors index is missing (or not a file)");
     }
@@ -442,13 +503,9 @@ WeightsSummary summarize_safetensors(const std::vector<fs::path>& files, const Q
   out.files = files;
   // Every header is read before the map is filled so that it is sized once (growing it file by file
   // rehashes it each time). The map's keys are views of the names in these headers.
-  std::vector<SafetensorsHeader> headers;
-  headers.reserve(files.size());
+  std::vector<SafetensorsHeader> headers = read_headers(files);
   size_t total = 0;
-  for (const auto& file : files) {
-    headers.push_back(read_safetensors_header(file));
-    total += headers.back().tensors.size();
-  }
+  for (const auto& header : headers) total += header.tensors.size();
   TensorMap tensors;
   tensors.list.reserve(total);
   tensors.index.reserve(total);

@@ -531,3 +531,66 @@ TEST(SummarizeSafetensors, NoFilesGivesAnEmptySummary) {
   EXPECT_EQ(sum.stored_bytes, 0u);
   EXPECT_TRUE(sum.files.empty());
 }
+
+TEST(SummarizeSafetensors, ManyShardsGiveTheSummaryOfOneFileAndTheFirstBadShardInFileOrder) {
+  // Block-FP8 layers spread over 48 shards (headers are read on several threads), each weight's scale
+  // in a different shard from the weight, against the same tensors in one file.
+  TempDir dir;
+  Specs all = llama_skeleton("BF16");
+  for (int layer = 0; layer < 24; ++layer) {
+    for (const auto& l : llama_linears("model.layers." + std::to_string(layer))) {
+      all.push_back({l.name + ".weight", "F8_E4M3", {l.out, l.in}});
+      all.push_back({l.name + ".weight_scale_inv", "F32", {(l.out + 127) / 128, (l.in + 127) / 128}});
+    }
+  }
+  constexpr size_t kShards = 48;
+  auto shard_name = [](size_t i) {
+    std::string n = std::to_string(i + 1);
+    return "model-" + std::string(5 - n.size(), '0') + n + "-of-00048.safetensors";
+  };
+  std::vector<Specs> parts(kShards);
+  for (size_t i = 0; i < all.size(); ++i) parts[i % kShards].push_back(all[i]);
+  nlohmann::json index;
+  for (size_t s = 0; s < kShards; ++s) {
+    write_shard(dir.path() / shard_name(s), parts[s]);
+    for (const auto& t : parts[s]) index["weight_map"][t.name] = shard_name(s);
+  }
+  // A shard in a subdirectory is named by the index but not seen by listing the model directory.
+  fs::create_directory(dir.path() / "extra");
+  write_shard(dir.path() / "extra" / "rotary.safetensors", {{"model.rotary.weight", "BF16", {64}}});
+  index["weight_map"]["model.rotary.weight"] = "extra/rotary.safetensors";
+  all.push_back({"model.rotary.weight", "BF16", {64}});
+  write_text(dir.path() / "model.safetensors.index.json", index.dump());
+
+  auto files = find_safetensors_files(dir.path());
+  ASSERT_EQ(files.size(), kShards + 1);
+  EXPECT_EQ(files[0], dir.path() / "extra" / "rotary.safetensors");
+  for (size_t s = 0; s < kShards; ++s) EXPECT_EQ(files[s + 1], dir.path() / shard_name(s));
+
+  TempDir single;
+  WeightsSummary one = summarize_one(single, all);
+  WeightsSummary many = summarize_safetensors(files, {});
+  EXPECT_EQ(many.files, files);
+  EXPECT_EQ(many.parameter_count, one.parameter_count);
+  EXPECT_EQ(many.parameter_count, kOneLayerModel + 23 * kLayerLinearParams + 64);
+  EXPECT_EQ(many.stored_bytes, one.stored_bytes);
+  EXPECT_EQ(many.dtype_parameters, one.dtype_parameters);
+  EXPECT_EQ(many.packed_low_bit, one.packed_low_bit);
+  EXPECT_EQ(many.quantization_tensors_skipped, one.quantization_tensors_skipped);
+  EXPECT_EQ(many.quantization_tensors_skipped, (std::vector<std::string>{"weight_scale_inv x168"}));
+
+  // Two bad shards: the earlier one in file order is reported, however the reads were scheduled.
+  const std::string truncated("\xff\0\0\0\0\0\0\0{", 9);
+  write_text(dir.path() / shard_name(40), truncated);
+  write_text(dir.path() / shard_name(9), truncated);
+  for (int run = 0; run < 20; ++run) {
+    try {
+      summarize_safetensors(files, {});
+      ADD_FAILURE() << "no SafetensorsError thrown";
+    } catch (const SafetensorsError& e) {
+      std::string msg = e.what();
+      EXPECT_EQ(msg.rfind((dir.path() / shard_name(9)).string() + ":", 0), 0u) << msg;
+      EXPECT_EQ(msg.find(shard_name(40)), std::string::npos) << msg;
+    }
+  }
+}
