@@ -172,7 +172,7 @@ http {{
 
 
 def run_timed(tool: str, source: str, cmd: list[str], env: dict[str, str], dest: Path,
-              digests: dict[str, str], verified: str, timeout: float) -> Outcome:
+              digests: dict[str, str], expected_bytes: int, verified: str, timeout: float) -> Outcome:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     subprocess.run(["sync"], check=False)
@@ -183,7 +183,7 @@ def run_timed(tool: str, source: str, cmd: list[str], env: dict[str, str], dest:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     nbytes = sum((dest / p).stat().st_size for p in digests if (dest / p).exists())
-    ok = proc.returncode == 0 and nbytes == sum((dest.parent.parent / "model" / p).stat().st_size for p in digests)
+    ok = proc.returncode == 0 and nbytes == expected_bytes
     note = "" if proc.returncode == 0 else proc.stderr.decode(errors="replace").strip().splitlines()[-1:][0][:120]
     return Outcome(tool, source, seconds, cpu, nbytes, verified, ok, note)
 
@@ -219,28 +219,28 @@ def bench_case(work: Path, model: Path, digests: dict[str, str], throttle: int |
                 cmd = [sys.executable, "-m", "modelagent", "download", f"hf://{REPO}", "--dest", str(dest), "--no-progress"]
                 if connections:
                     cmd += ["--connections", str(connections)]
-                r = run_timed(tool, "fake hub", cmd, env, dest, digests, "yes (SHA-256 / git-blob SHA-1)", timeout)
+                r = run_timed(tool, "fake hub", cmd, env, dest, digests, total, "yes (SHA-256 / git-blob SHA-1)", timeout)
             elif tool == "modelagent-engine":
                 code = ("import json,sys; from modelagent import _core; "
                         f"o=_core.DownloadOptions(); o.max_connections={connections or 16}; "
                         f"_core.run_download(json.load(open({str(plan_file)!r})), {str(dest)!r}, o)")
-                r = run_timed(tool, "nginx", [sys.executable, "-c", code], env, dest, digests, "yes (SHA-256)", timeout)
+                r = run_timed(tool, "nginx", [sys.executable, "-c", code], env, dest, digests, total, "yes (SHA-256)", timeout)
             elif tool == "huggingface_hub":
                 code = ("from huggingface_hub import snapshot_download; "
                         f"snapshot_download({REPO!r}, local_dir={str(dest)!r})")
-                r = run_timed(tool, "fake hub", [sys.executable, "-c", code], env, dest, digests,
+                r = run_timed(tool, "fake hub", [sys.executable, "-c", code], env, dest, digests, total,
                               "partly (sizes; no hash of fresh files)", timeout)
             elif tool == "aria2c":
                 listing = work / "aria2-input.txt"
                 listing.write_text("".join(f"{nginx}/{p}\n  out={p}\n  checksum=sha-256={d}\n" for p, d in digests.items()))
                 cmd = ["aria2c", "-x16", "-s16", "-j16", "--file-allocation=none", "--check-integrity=true",
                        "--console-log-level=warn", "--summary-interval=0", "-d", str(dest), "-i", str(listing)]
-                r = run_timed(tool, "nginx", cmd, env, dest, digests, "yes (SHA-256, second read)", timeout)
+                r = run_timed(tool, "nginx", cmd, env, dest, digests, total, "yes (SHA-256, second read)", timeout)
             elif tool == "curl":
                 cmd = ["curl", "-sS", "--fail", "--parallel", "--parallel-max", "16"]
                 for p in digests:
                     cmd += ["-o", str(dest / p), f"{nginx}/{p}"]
-                r = run_timed(tool, "nginx", cmd, env, dest, digests, "no", timeout)
+                r = run_timed(tool, "nginx", cmd, env, dest, digests, total, "no", timeout)
             else:
                 raise SystemExit(f"unknown tool {tool}")
             if r.ok and not check_bytes(dest, digests):
