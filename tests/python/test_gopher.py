@@ -578,6 +578,8 @@ def test_metrics_and_phases_of_a_successful_download(make_gopher, sink, root, fa
     assert metric(text, "model_agent_rate_limit_wait_seconds_count", **who) == 2
     assert metric(text, "model_agent_download_bytes_total", **who) == sum(p.stat().st_size for p in files.values())
     assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 0
+    for phase in ("queue", "transfer", "verify", "parse"):
+        assert metric(text, "model_agent_phase_duration_seconds_count", phase=phase) == 1, phase
 
     phases = [c[1]["phase"] for c in sink.calls_for(key) if c[0] == "progress" and c[1] is not None]
     assert phases[0] == "Scanning" and phases[-1] == "Finalizing" and "Downloading" in phases
@@ -627,13 +629,16 @@ def test_transfer_meter_counts_growth_once():
     meter = TransferMeter(metrics, ref, lambda snap, phase: reported.append(phase))
 
     def snap(fetched: int, hits: int, waited: float, total: int = 100) -> Any:
-        return SimpleNamespace(bytes_fetched=fetched, rate_limited=hits, rate_limit_wait_seconds=waited,
-                               started=total > 0, elapsed=1.0)
+        return SimpleNamespace(bytes_fetched=fetched, bytes_done=fetched, bytes_total=total, rate_limited=hits,
+                               rate_limit_wait_seconds=waited, started=total > 0, elapsed=1.0)
 
     meter.update(snap(0, 0, 0.0, total=0))
     meter.update(snap(40, 1, 3.0))
     meter.update(snap(40, 1, 3.0))
+    assert meter.bytes_complete_at is None and meter.verify_tail(1e9) == 0.0  # bytes still arriving
     meter.finish(snap(100, 3, 13.0), True)
+    assert meter.bytes_complete_at is not None
+    assert meter.verify_tail(meter.bytes_complete_at + 2.0) == 2.0  # last byte → download returned
     text = metrics.exposition()
     who = {"model_type": "ClusterBaseModel", "namespace": "", "name": "c"}
     assert metric(text, "model_agent_download_bytes_total", **who) == 100

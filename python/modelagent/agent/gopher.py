@@ -275,6 +275,8 @@ class TransferMeter:
         self._rate_limited = 0
         self._wait = 0.0
         self.last: ProgressSnapshot | None = None
+        #: When every planned byte was first seen received (monotonic clock, at the poll interval's resolution).
+        self.bytes_complete_at: float | None = None
 
     def update(self, snapshot: ProgressSnapshot) -> None:
         """A reading while the engine runs."""
@@ -285,9 +287,15 @@ class TransferMeter:
         """The last reading, when the engine returned or raised."""
         self._account(snapshot)
 
+    def verify_tail(self, now: float) -> float:
+        """Seconds from the last byte received to ``now``: the engine finishing hashes, fsync and rename."""
+        return 0.0 if self.bytes_complete_at is None else max(0.0, now - self.bytes_complete_at)
+
     def _account(self, snapshot: ProgressSnapshot) -> None:
         with self._lock:
             self.last = snapshot
+            if self.bytes_complete_at is None and 0 < int(snapshot.bytes_total) <= int(snapshot.bytes_done):
+                self.bytes_complete_at = time.monotonic()
             new_bytes = max(0, int(snapshot.bytes_fetched) - self._bytes)
             self._bytes += new_bytes
             hits = max(0, int(snapshot.rate_limited) - self._rate_limited)
@@ -718,9 +726,14 @@ class Gopher:
                 with self._cond:
                     self._in_progress -= 1
                     self.metrics.set_in_progress(self._in_progress)
-        seconds = time.monotonic() - started
+        finished = time.monotonic()
+        seconds = finished - started
         if self.metrics is not None:
-            self.metrics.phase("transfer", seconds)
+            # Hashing runs alongside the transfer; what is left after the last byte (finishing hashes,
+            # fsync, atomic rename) is the verify phase.
+            verify_seconds = meter.verify_tail(finished) if meter is not None else 0.0
+            self.metrics.phase("transfer", max(0.0, finished - started - verify_seconds))
+            self.metrics.phase("verify", verify_seconds)
         if not reporter.current():
             log.info("download finished after the model was deleted or changed; discarding the outcome")
             return
