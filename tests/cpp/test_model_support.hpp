@@ -1,5 +1,5 @@
 #pragma once
-// Helpers for the model metadata tests: a scratch directory and a minimal safetensors writer.
+// Helpers for the model metadata tests: fixture paths, file writers and a minimal safetensors writer.
 
 #include <unistd.h>
 
@@ -12,31 +12,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.hpp"
+
 namespace model_test {
 
 namespace fs = std::filesystem;
 
 inline fs::path fixtures_dir() { return fs::path(MODELAGENT_FIXTURES_DIR) / "model-configs"; }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "modelagent-meta-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& rel) const { return path_ / rel; }
-
- private:
-  fs::path path_;
-};
+using testsupport::TempDir;
 
 inline void write_file(const fs::path& file, const std::string& content) {
   fs::create_directories(file.parent_path());

@@ -15,6 +15,8 @@
 
 #include "modelagent/errors.hpp"
 #include "modelagent/safetensors.hpp"
+#include "support/safetensors_writer.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using modelagent::dtype_bits;
@@ -25,66 +27,12 @@ using ordered_json = nlohmann::ordered_json;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "st-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-struct Spec {
-  std::string name, dtype;
-  std::vector<uint64_t> shape;
-};
-
-// A header JSON with contiguous data offsets; data_size receives the data section length.
-std::string make_header(const std::vector<Spec>& specs, uint64_t& data_size) {
-  ordered_json h = ordered_json::object();
-  h["__metadata__"] = {{"format", "pt"}};
-  uint64_t offset = 0;
-  for (const auto& s : specs) {
-    uint64_t n = 1;
-    for (auto d : s.shape) n *= d;
-    uint64_t bytes = (n * dtype_bits(s.dtype) + 7) / 8;
-    h[s.name] = {{"dtype", s.dtype}, {"shape", s.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-  }
-  data_size = offset;
-  return h.dump();
-}
-
-// Writes prefix + header, then extends the file (sparsely) by data_size bytes.
-void write_raw(const fs::path& file, uint64_t declared_length, const std::string& header, uint64_t data_size) {
-  std::string bytes(8, '\0');
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((declared_length >> (8 * i)) & 0xff);
-  bytes += header;
-  {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
-  ASSERT_EQ(::truncate(file.c_str(), static_cast<off_t>(bytes.size() + data_size)), 0);
-}
-
-void write_file(const fs::path& file, const std::string& header, uint64_t data_size) {
-  write_raw(file, header.size(), header, data_size);
-}
-
-// Runs fn, expects SafetensorsError, and checks that its message contains every fragment.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no SafetensorsError thrown; expected one mentioning " << fragments.front();
-  } catch (const SafetensorsError& e) {
-    std::string msg = e.what();
-    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
-  }
-}
+using testsupport::expect_error;
+using testsupport::make_header;
+using testsupport::Spec;
+using testsupport::TempDir;
+using testsupport::write_file;
+using testsupport::write_raw;
 
 void expect_parse_error(const std::string& json, uint64_t data_size, const std::vector<std::string>& fragments) {
   auto with_label = fragments;

@@ -15,6 +15,8 @@
 #include "modelagent/errors.hpp"
 #include "modelagent/safetensors.hpp"
 #include "modelagent/weights.hpp"
+#include "support/safetensors_writer.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using modelagent::find_safetensors_files;
@@ -25,60 +27,15 @@ using modelagent::WeightsSummary;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "weights-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-struct Spec {
-  std::string name, dtype;
-  std::vector<uint64_t> shape;
-};
+using testsupport::expect_error;
+using testsupport::Spec;
+using testsupport::TempDir;
+using testsupport::write_shard;
 using Specs = std::vector<Spec>;
 
 void append(Specs& into, const Specs& more) { into.insert(into.end(), more.begin(), more.end()); }
 
-// Writes a safetensors file; the data section is a sparse hole (only headers are ever read).
-void write_shard(const fs::path& file, const Specs& specs) {
-  nlohmann::ordered_json h = nlohmann::ordered_json::object();
-  h["__metadata__"] = {{"format", "pt"}};
-  uint64_t offset = 0;
-  for (const auto& s : specs) {
-    uint64_t n = 1;
-    for (auto d : s.shape) n *= d;
-    uint64_t bytes = (n * modelagent::dtype_bits(s.dtype) + 7) / 8;
-    h[s.name] = {{"dtype", s.dtype}, {"shape", s.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-  }
-  std::string text = h.dump();
-  std::string prefix(8, '\0');
-  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
-  {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out << prefix << text;
-  }
-  ASSERT_EQ(::truncate(file.c_str(), static_cast<off_t>(8 + text.size() + offset)), 0);
-}
-
 void write_text(const fs::path& file, const std::string& text) { std::ofstream(file, std::ios::binary) << text; }
-
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no SafetensorsError thrown; expected one mentioning " << fragments.front();
-  } catch (const SafetensorsError& e) {
-    std::string msg = e.what();
-    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
-  }
-}
 
 WeightsSummary summarize_one(const TempDir& dir, const Specs& specs, const QuantizationHint& hint = {}) {
   fs::path file = dir.path() / "model.safetensors";

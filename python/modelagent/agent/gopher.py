@@ -43,6 +43,7 @@ from modelagent.download import download as hf_download
 from modelagent.download import read_record
 from modelagent import _core
 from modelagent._core import CancelledError, CancelToken, DownloadOptions, InvalidStorageUri, VerificationError
+from modelagent.agent.config_parser import SKIP_CONFIG_PARSING_ANNOTATION, skips_config_parsing
 from modelagent.agent.destination import (
     DestinationError,
     DestinationRegistry,
@@ -61,7 +62,6 @@ from modelagent.progress import ProgressSnapshot
 
 _log = logging.getLogger("modelagent.agent.gopher")
 
-SKIP_CONFIG_PARSING_ANNOTATION = "ome.oracle.com/skip-config-parsing"
 
 ConfigParser = Callable[[ModelRef, Mapping[str, Any], Path], "dict[str, Any] | None"]
 """``parse(ref, model_object, folder)`` -> the ConfigMap entry's ``config`` object (or None), called after a
@@ -111,14 +111,6 @@ def storage_identity(obj: Mapping[str, Any]) -> str:
         return "null"
     relevant = {k: v for k, v in storage.items() if k not in _PLACEMENT_FIELDS}
     return json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def skips_config_parsing(obj: Mapping[str, Any]) -> bool:
-    """True when the model carries ``ome.oracle.com/skip-config-parsing: "true"`` (any case)."""
-    meta = obj.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    value = annotations.get(SKIP_CONFIG_PARSING_ANNOTATION) if isinstance(annotations, Mapping) else None
-    return isinstance(value, str) and value.strip().lower() == "true"
 
 
 def progress_object(snapshot: Any, phase: str = "Downloading") -> dict[str, Any]:

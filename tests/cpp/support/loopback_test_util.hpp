@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the download engine's tests: temporary directories, file contents, digests.
+// Helpers shared by the download engine's tests: file contents and digests (and TempDir, from temp_dir.hpp).
 
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -12,28 +12,9 @@
 #include <string>
 
 #include "modelagent/download_plan.hpp"
+#include "temp_dir.hpp"
 
 namespace testsupport {
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("modelagent-engine-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& p) const { return path_ / p; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
