@@ -13,5 +13,9 @@ void register_model_metadata(pybind11::module_& m);
 void register_download(pybind11::module_& m);
 void register_huggingface(pybind11::module_& m);
 void register_metrics(pybind11::module_& m);
+void register_oci_auth(pybind11::module_& m);
+void register_oci(pybind11::module_& m);
+void register_s3(pybind11::module_& m);
+void register_shape_filter(pybind11::module_& m);
 
 }  // namespace modelagent::bindings

@@ -14,4 +14,8 @@ PYBIND11_MODULE(_core, m) {
   modelagent::bindings::register_download(m);
   modelagent::bindings::register_huggingface(m);
   modelagent::bindings::register_metrics(m);
+  modelagent::bindings::register_oci_auth(m);
+  modelagent::bindings::register_oci(m);
+  modelagent::bindings::register_s3(m);
+  modelagent::bindings::register_shape_filter(m);
 }

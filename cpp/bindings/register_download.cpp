@@ -15,6 +15,7 @@
 #include "modelagent/download_engine.hpp"
 #include "modelagent/download_plan.hpp"
 #include "modelagent/errors.hpp"
+#include "modelagent/request_signer.hpp"
 
 namespace py = pybind11;
 
@@ -79,7 +80,8 @@ DownloadPlan plan_from_python(py::handle plan) {
     auto dict = py::reinterpret_borrow<py::dict>(entry);
     for (auto item : dict) {
       std::string key = py::str(item.first);
-      if (key != "path" && key != "url" && key != "size" && key != "digest" && key != "headers") {
+      if (key != "path" && key != "url" && key != "size" && key != "digest" && key != "headers" &&
+          key != "signer") {
         throw py::value_error(entry_name(index, "") + " has an unknown key '" + key + "'");
       }
     }
@@ -118,6 +120,12 @@ DownloadPlan plan_from_python(py::handle plan) {
           throw py::value_error(entry_name(index, "headers") + " contains an invalid header '" + name + "'");
         }
       }
+    }
+    if (dict.contains("signer") && !dict["signer"].is_none()) {
+      if (!py::isinstance<RequestSigner>(dict["signer"])) {
+        throw py::type_error(entry_name(index, "signer") + " must be a modelagent._core.RequestSigner or None");
+      }
+      f.signer = dict["signer"].cast<std::shared_ptr<RequestSigner>>();
     }
     out.files.push_back(std::move(f));
     ++index;
@@ -184,9 +192,48 @@ DownloadReport run_with_interrupts(const DownloadPlan& plan, const std::filesyst
   return report;
 }
 
+// Lets Python code implement a signer (e.g. a plug-in source with its own token scheme); the engine
+// calls it with the GIL acquired for each request.
+class PyRequestSigner : public RequestSigner {
+ public:
+  void sign(const std::string& method, const std::string& url, const std::string& body,
+            HeaderList& headers) const override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const RequestSigner*>(this), "sign");
+    if (!override) throw DownloadError("RequestSigner subclass does not implement sign()");
+    py::object result = override(method, url, body, headers);
+    headers = result.cast<HeaderList>();
+  }
+  std::string describe() const override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const RequestSigner*>(this), "describe");
+    return override ? override().cast<std::string>() : std::string("Python request signer");
+  }
+};
+
 }  // namespace
 
 void register_download(py::module_& m) {
+  py::class_<RequestSigner, PyRequestSigner, std::shared_ptr<RequestSigner>>(
+      m, "RequestSigner",
+      "Authenticates each request of a plan (attach as plan[i]['signer']). Built-in signers come from the "
+      "sources; a Python subclass overrides sign(method, url, body, headers) -> headers.")
+      .def(py::init<>())
+      .def(
+          "sign",
+          [](const RequestSigner& self, const std::string& method, const std::string& url, const std::string& body,
+             HeaderList headers) {
+            {
+              py::gil_scoped_release release;
+              self.sign(method, url, body, headers);
+            }
+            return headers;
+          },
+          py::arg("method"), py::arg("url"), py::arg("body") = "", py::arg("headers") = HeaderList{},
+          "Returns `headers` with this signer's authentication headers added.")
+      .def("describe", &RequestSigner::describe)
+      .def("__repr__", [](const RequestSigner& self) { return "<RequestSigner " + self.describe() + ">"; });
+
   py::class_<DownloadOptions>(m, "DownloadOptions",
                               "Tuning of one run_download call; every field has a sensible default.")
       .def(py::init([](py::kwargs kwargs) {

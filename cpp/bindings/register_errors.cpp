@@ -29,6 +29,7 @@ void register_errors(py::module_& m) {
   py::register_exception<DiskSpaceError>(m, "DiskSpaceError", download.ptr());
   py::register_exception<UnsafePathError>(m, "UnsafePathError", download.ptr());
   py::register_exception<CancelledError>(m, "CancelledError", download.ptr());
+  py::register_exception<CredentialsError>(m, "CredentialsError", download.ptr());
 
   // HTTP errors also expose the status, URL and (for 429) the requested wait as attributes.
   static PyObject* http_types[] = {http.ptr(), rate_limited.ptr(), repo_not_found.ptr(), gated.ptr(),

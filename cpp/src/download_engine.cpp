@@ -593,8 +593,10 @@ void Engine::begin_transfer(RangeTask& t) {
   t.abort_reason.clear();
   t.error_text[0] = '\0';
 
+  HeaderList request_headers = f.planned->headers;
+  if (f.planned->signer && t.send_credentials) f.planned->signer->sign("GET", t.url, "", request_headers);
   curl_slist* headers = nullptr;
-  for (const auto& [name, value] : f.planned->headers) {
+  for (const auto& [name, value] : request_headers) {
     if (!t.send_credentials && is_credential_header(name)) continue;
     if (lower(name) == "range") continue;  // ranges are the engine's business
     headers = curl_slist_append(headers, (name + ": " + value).c_str());

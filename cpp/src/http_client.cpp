@@ -254,7 +254,9 @@ Attempt perform_following(const HttpRequest& request, const DownloadOptions& opt
   std::string body = request.body;
   auto headers = request.headers;
   for (int hops = 0;; ++hops) {
-    Attempt attempt = perform_once(method, url, headers, body, request.timeout_seconds, options, cancel);
+    auto hop_headers = headers;
+    if (request.signer && same_origin(request.url, url)) request.signer->sign(method, url, body, hop_headers);
+    Attempt attempt = perform_once(method, url, hop_headers, body, request.timeout_seconds, options, cancel);
     if (attempt.code != CURLE_OK || !request.follow_redirects || !is_redirect(attempt.response.status)) {
       return attempt;
     }

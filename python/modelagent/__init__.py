@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from modelagent._core import (
     CancelledError,
+    CredentialsError,
     DiskSpaceError,
     DownloadError,
     EntryNotFoundError,
@@ -73,6 +74,7 @@ from modelagent._core import (  # noqa: E402
     DownloadProgress,
     DownloadReport,
     FileResult,
+    RequestSigner,
     run_download,
     verify_files,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "AzureStorageUri",
     "CancelToken",
     "CancelledError",
+    "CredentialsError",
     "DiskSpaceError",
     "DownloadError",
     "DownloadOptions",
@@ -135,6 +138,7 @@ __all__ = [
     "QuantizationDetail",
     "RateLimitedError",
     "RepositoryNotFoundError",
+    "RequestSigner",
     "RevisionNotFoundError",
     "S3StorageUri",
     "SafetensorsError",

@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "modelagent/request_signer.hpp"
 
 namespace modelagent {
 
@@ -34,6 +37,7 @@ struct PlannedFile {
   std::string relative_path;  // '/'-separated destination under the root; validated by the engine
   std::string url;            // may redirect; Authorization is dropped when the host changes
   std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
+  std::shared_ptr<const RequestSigner> signer;  // signs every request to the URL's origin; may be null
   uint64_t size = kUnknownSize;
   Digest digest;
 };

@@ -107,6 +107,13 @@ class UnsafePathError : public DownloadError {
   using DownloadError::DownloadError;
 };
 
+// Credentials could not be found, read or obtained (config file, key, token endpoint); the message
+// names the file, variable or URL at fault.
+class CredentialsError : public DownloadError {
+ public:
+  using DownloadError::DownloadError;
+};
+
 // The caller cancelled; partial files are left resumable.
 class CancelledError : public DownloadError {
  public:

@@ -3,19 +3,22 @@
 // Bulk data goes through the download engine instead. Retries transient failures itself.
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "modelagent/download_plan.hpp"
+#include "modelagent/request_signer.hpp"
 
 namespace modelagent {
 
 struct HttpRequest {
-  std::string method = "GET";   // GET or HEAD (POST/PUT with body for signed APIs later)
+  std::string method = "GET";   // GET, HEAD, or POST/PUT with a body
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  std::shared_ptr<const RequestSigner> signer;  // signs every attempt to the original origin; may be null
   bool follow_redirects = true;  // Authorization is dropped when a redirect changes host
   double timeout_seconds = 30;
 };
