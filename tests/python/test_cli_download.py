@@ -48,7 +48,7 @@ def test_download_succeeds_with_summary_and_log_lines(hub: FakeHub, tmp_path: Pa
     assert run.returncode == 0, run.stderr
     sha = hub.commit_sha("org/model")
     assert f"org/model@{sha[:12]}" in run.stdout
-    assert "3 files" in run.stdout and "skipped 1 repository files" in run.stdout
+    assert "3 files" in run.stdout and "skipped 1 listed files" in run.stdout
     for path in DOWNLOADED:
         assert (dest / path).read_bytes() == FILES[path]
     # Not a terminal: plain progress lines, no carriage returns.
@@ -104,7 +104,7 @@ def test_token_file_flag(fake_hub: FakeHub, tmp_path: Path) -> None:
         ("hf://org/missing", 1, "repository 'org/missing' not found"),
         ("hf://org/model@no-such-branch", 1, "revision 'no-such-branch' not found"),
         ("hf://org//model", 2, "invalid Hugging Face URI 'hf://org//model'"),
-        ("s3://bucket/model", 1, "s3:// URIs is not supported yet"),
+        ("gs://bucket/model", 1, "gs:// URIs is not supported yet"),
     ],
 )
 def test_failures_exit_non_zero_with_one_line_reason(

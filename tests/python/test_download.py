@@ -85,7 +85,7 @@ def test_full_download_is_byte_identical_at_repo_paths(repo, tmp_path: Path) -> 
     assert record["commit"] == sha and record["uri"] == "hf://org/model"
     assert record["files"]["model-00001-of-00002.safetensors"]["digest"]["kind"] == "sha256"
     assert record["files"]["empty.txt"]["size"] == 0
-    assert modelagent.read_record(dest)["repo_id"] == "org/model"
+    assert modelagent.read_record(dest)["details"]["repo_id"] == "org/model"
 
 
 def test_authorization_goes_to_the_hub_and_is_dropped_on_the_cdn_redirect(fake_hub: FakeHub, tmp_path: Path) -> None:
@@ -318,8 +318,8 @@ def test_typed_hub_errors(fake_hub: FakeHub, tmp_path: Path) -> None:
 
 
 def test_unsupported_and_invalid_uris(tmp_path: Path) -> None:
-    with pytest.raises(modelagent.DownloadError, match=r"s3:// URIs is not supported yet"):
-        modelagent.download("s3://bucket/models/llama", tmp_path, progress=False)
+    with pytest.raises(modelagent.DownloadError, match=r"gs:// URIs is not supported yet"):
+        modelagent.download("gs://bucket/models/llama", tmp_path, progress=False)
     for bad in ("hf://", "hf://org//name", "no-scheme-here", "hf://org/name@"):
         with pytest.raises(modelagent.InvalidStorageUri):
             modelagent.download(bad, tmp_path, progress=False)
@@ -405,7 +405,7 @@ def test_unreadable_record_only_costs_a_fresh_listing(repo, tmp_path: Path) -> N
     hub.clear_requests()
     again = modelagent.download("hf://org/model", dest, progress=False)
     assert again.listed and again.downloaded == []
-    assert modelagent.read_record(dest)["commit"] == sha
+    assert modelagent.read_record(dest)["snapshot"] == sha
 
 
 def test_paths_needing_percent_encoding(fake_hub: FakeHub, tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ def add_parser(subparsers: Any) -> None:
         help="re-hash a downloaded model and compare it with the digests recorded at download time",
         description=(
             "Re-read every file recorded in DIR/.modelagent/download.json and check its size and digest "
-            "(SHA-256 for LFS files, git blob SHA-1 for small files). Exits 1 naming the bad files."
+            "(whatever the source recorded: SHA-256 or git blob SHA-1 for Hugging Face, MD5 or multipart MD5 for "
+            "object stores; size only for files recorded without a digest). Exits 1 naming the bad files."
         ),
     )
     parser.add_argument("dest", type=Path, metavar="DIR", help="a directory filled by model-agent download")
@@ -44,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "dest": str(result.dest),
                     "uri": result.uri,
+                    "source": result.source,
                     "commit": result.commit,
                     "ok": result.ok,
+                    "unverified": result.unverified,
                     "files": [{"path": f.path, "ok": f.ok, "note": f.note} for f in result.files],
                 },
                 indent=2,
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for bad in result.bad:
             print(f"BAD {bad.path}: {bad.note or 'does not match its recorded digest'}")
+        for path in result.unverified:
+            print(f"warning: {path} has no recorded digest; only its size was checked")
         state = "OK" if result.ok else f"FAILED ({len(result.bad)} of {len(result.files)} files bad)"
         print(f"{result.dest}: {len(result.files)} files of {result.uri} at {result.commit[:12]}: {state}")
     if not result.ok:

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from modelagent._core import CancelToken, DownloadOptions, PlanEntry
 
-__all__ = ["Source", "SourcePlan", "SourceRequest"]
+__all__ = ["RESERVED_DIRECTORY", "Source", "SourcePlan", "SourceRequest", "select_paths"]
+
+RESERVED_DIRECTORY = ".modelagent"
+"""Directory under the destination that belongs to modelagent (the download record); never a planned path."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +47,9 @@ class SourceRequest:
     cancel: CancelToken | None = None
     """Cancels listing calls too; sources pass it to every blocking core call."""
     previous: Mapping[str, Any] | None = None
-    """``state`` of the last complete download into the same destination from the same URI (from the
-    download record), so a source can skip a full listing when it can prove nothing changed."""
+    """``state`` of the last complete download into the same destination by the same source (from the
+    download record; the URI may differ, e.g. a branch then its commit), so a source can skip a full
+    listing when it can prove nothing changed. The source must check that the state applies."""
 
 
 @dataclasses.dataclass
@@ -67,6 +71,36 @@ class SourcePlan:
     """JSON-serialisable data the source wants back as ``SourceRequest.previous`` next time."""
     details: dict[str, str] = dataclasses.field(default_factory=dict)
     """Source-specific facts for the result (``repo_id``, ``revision``, ``commit``, ``namespace``...)."""
+    listed: bool = True
+    """False when the file list came from ``SourceRequest.previous`` instead of a fresh listing."""
+
+
+def select_paths(
+    paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Apply ``include``/``exclude`` globs (as :class:`SourceRequest` carries them) to destination paths.
+
+    Returns the kept paths (in order) and the dropped ones with the reason (``not included``,
+    ``excluded by pattern '...'``, ``reserved path``). Raises ValueError naming a malformed pattern.
+    """
+    from modelagent._core import glob_match
+
+    for pattern in (*include, *exclude):
+        glob_match(pattern, "")
+    kept: list[str] = []
+    dropped: list[tuple[str, str]] = []
+    for path in paths:
+        if path == RESERVED_DIRECTORY or path.startswith(RESERVED_DIRECTORY + "/"):
+            dropped.append((path, "reserved path"))
+        elif include and not any(glob_match(p, path) for p in include):
+            dropped.append((path, "not included"))
+        else:
+            hit = next((p for p in exclude if glob_match(p, path)), None)
+            if hit is not None:
+                dropped.append((path, f"excluded by pattern '{hit}'"))
+            else:
+                kept.append(path)
+    return kept, dropped
 
 
 @runtime_checkable
