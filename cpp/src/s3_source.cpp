@@ -326,7 +326,7 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
   for (const auto& p : options.include) validate_glob(p);
   for (const auto& p : options.exclude) validate_glob(p);
   const ResolvedConfig& config = client.config();
-  std::vector<ObjectInfo> listed = client.list_objects();
+  std::vector<ObjectInfo> listed = client.list_objects(options.max_keys);
   if (listed.empty()) {
     throw DownloadError("no objects under s3://" + config.bucket + "/" + config.prefix + (config.prefix.empty() ? "" : "/") +
                         " (" + config.bucket_url() + ")");

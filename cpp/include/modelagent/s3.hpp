@@ -275,6 +275,7 @@ std::optional<Digest> digest_from_etag(const std::string& etag, const std::strin
 struct PlanOptions {
   std::vector<std::string> include;
   std::vector<std::string> exclude;
+  int max_keys = 1000;       // ListObjectsV2 page size
   int head_concurrency = 8;  // HEAD requests in flight (server-side encryption check)
 };
 
