@@ -135,7 +135,9 @@ MODIFIED_CONFLICT = "the object has been modified; please apply your changes to 
 
 
 def invalid(rt: ResourceType, name: str, errors: list[v.FieldError]) -> ApiError:
-    text = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
+    # The message lists each distinct error once (Go's ToAggregate); the causes keep repeats.
+    distinct = list(dict.fromkeys(str(e) for e in errors))
+    text = distinct[0] if len(distinct) == 1 else "[" + ", ".join(distinct) + "]"
     return ApiError(
         422,
         "Invalid",
@@ -402,7 +404,9 @@ class Store:
         errors: list[v.FieldError] = []
         if old is None:
             errors += v.validate_name(meta.get("name"), meta.get("generateName"), rt.plural == "namespaces")
-        errors += v.validate_labels(meta.get("labels") or {})
+        # A real update validates the labels four times over (object meta, update, and the kind's own
+        # checks), so each label error appears four times among the causes.
+        errors += v.validate_labels(meta.get("labels") or {}) * (1 if old is None else 4)
         errors += v.validate_annotations(meta.get("annotations") or {})
         if rt.plural == "configmaps":
             errors += v.validate_config_map(obj)

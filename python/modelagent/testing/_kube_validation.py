@@ -63,7 +63,7 @@ def regex_error(msg: str, fmt: str, *examples: str) -> str:
 
 
 def max_len_error(length: int) -> str:
-    return f"must be no more than {length} characters"
+    return f"must be no more than {length} bytes"
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
@@ -199,7 +199,7 @@ def validate_annotations(annotations: dict[str, str], field: str = "metadata.ann
         errs.extend(invalid(field, key, msg) for msg in is_qualified_name(key.lower()))
         total += len(key.encode()) + len(annotations[key].encode())
     if total > MAX_ANNOTATIONS_SIZE:
-        errs.append(FieldError("Too long", field, f"must have at most {MAX_ANNOTATIONS_SIZE} bytes"))
+        errs.append(FieldError("Too long", field, f"may not be more than {MAX_ANNOTATIONS_SIZE} bytes"))
     return errs
 
 
@@ -230,7 +230,7 @@ def validate_config_map(obj: dict[str, Any]) -> list[FieldError]:
     total = sum(len(v.encode()) for v in data.values())
     total += sum(len(base64.b64decode(v)) for v in binary.values())
     if total > MAX_DATA_SIZE:
-        errs.append(FieldError("Too long", "[]", f"must have at most {MAX_DATA_SIZE} bytes"))
+        errs.append(FieldError("Too long", "[]", f"may not be more than {MAX_DATA_SIZE} bytes"))
     return errs
 
 
@@ -239,7 +239,7 @@ def validate_secret(obj: dict[str, Any]) -> list[FieldError]:
     errs = _data_keys(data, "data")
     total = sum(len(base64.b64decode(v)) for v in data.values())
     if total > MAX_DATA_SIZE:
-        errs.append(FieldError("Too long", "data", f"must have at most {MAX_DATA_SIZE} bytes"))
+        errs.append(FieldError("Too long", "data", f"may not be more than {MAX_DATA_SIZE} bytes"))
     return errs
 
 

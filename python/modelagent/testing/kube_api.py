@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from modelagent.testing._kube_rbac import RBACAuthorizer, forbidden
 from modelagent.testing._kube_store import (
     OME_GROUP,
     OME_VERSION,
@@ -220,7 +221,9 @@ class FakeKubeAPI:
         bookmark_interval: seconds between BOOKMARK events on watches that allow them.
         default_watch_timeout: seconds a watch without ``timeoutSeconds`` stays open.
         tokens: bearer token -> user name; when given, every API request needs a valid token
-            (401 otherwise). ``/version`` and the health endpoints stay open.
+            (401 otherwise). ``/version`` and the health endpoints stay open. More tokens can be added
+            with :meth:`add_token`. Users named ``system:serviceaccount:<ns>:<name>`` are authorised by
+            the RBAC objects given to :meth:`load_rbac` (403 Forbidden otherwise, with the real message).
         namespaces: namespaces that exist from the start.
     """
 
@@ -244,6 +247,7 @@ class FakeKubeAPI:
         self.bookmark_interval = bookmark_interval
         self.default_watch_timeout = default_watch_timeout
         self.tokens = dict(tokens or {})
+        self.rbac = RBACAuthorizer()
         self.store = Store(history_size)
         self._types = {rt.plural: rt for rt in RESOURCE_TYPES}
         self._kinds = {rt.kind: rt for rt in RESOURCE_TYPES}
@@ -414,6 +418,17 @@ class FakeKubeAPI:
         """Create a Node with the given labels (extra top-level fields such as ``status`` allowed)."""
         return self.create("nodes", {"metadata": {"name": name, "labels": dict(labels or {})}, **fields})
 
+    def add_token(self, token: str, user: str) -> None:
+        """Accept bearer ``token`` as ``user`` from now on (turns authentication on if it was off)."""
+        if not token or not user:
+            raise ValueError("add_token needs a non-empty token and user")
+        self.tokens[token] = user
+
+    def load_rbac(self, objects: Iterable[dict[str, Any]]) -> int:
+        """Authorise service-account users by these ClusterRoles, Roles and bindings (other kinds are
+        ignored); returns how many RBAC objects were taken. See :mod:`modelagent.testing._kube_rbac`."""
+        return self.rbac.load(objects)
+
     def add_namespace(self, name: str) -> dict[str, Any]:
         """Create a Namespace."""
         return self.create("namespaces", {"metadata": {"name": name}})
@@ -580,6 +595,11 @@ class FakeKubeAPI:
         try:
             if auth_error is not None:
                 raise auth_error
+            if route.rt is not None and record.user is not None and not self.rbac.allowed(
+                    record.user, record.verb, route.rt.group, route.rt.plural + (
+                        f"/{route.subresource}" if route.subresource else ""), route.namespace, route.name):
+                raise forbidden(record.user, record.verb, route.rt.group, route.rt.plural, route.subresource or "",
+                                route.namespace, route.name)
             self._apply_faults(record, route)
             if route.discovery is not None:
                 if h.command != "GET":
