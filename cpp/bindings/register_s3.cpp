@@ -84,7 +84,7 @@ void register_s3(py::module_& m) {
             return out;
           },
           py::arg("method"), py::arg("url"), py::arg("body") = "", py::arg("headers") = HeaderList{},
-          py::arg("amz_date"),
+          py::kw_only(), py::arg("amz_date"),
           "Signs as of the given time (x-amz-date form); returns {headers, canonical_request, string_to_sign, "
           "signature, authorization}.");
 

@@ -195,12 +195,15 @@ Credentials WebIdentityCredentialsProvider::fetch() const {
   std::string jwt = trim(*token);
   if (jwt.empty()) throw CredentialsError("web identity token file " + config_.token_file + " is empty");
   std::string base = config_.sts_endpoint + "/";
-  std::string url = base + "?Action=AssumeRoleWithWebIdentity&RoleArn=" + uri_encode(config_.role_arn, false) +
-                    "&RoleSessionName=" + uri_encode(config_.session_name, false) + "&Version=2011-06-15" +
-                    "&WebIdentityToken=" + uri_encode(jwt, false);
+  // The STS query API, unsigned, with the parameters as a form body (as the AWS SDKs send it).
   HttpRequest request;
-  request.url = url;
+  request.method = "POST";
+  request.url = base;
+  request.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
   request.headers.emplace_back("Accept", "application/xml");
+  request.body = "Action=AssumeRoleWithWebIdentity&RoleArn=" + uri_encode(config_.role_arn, false) +
+                 "&RoleSessionName=" + uri_encode(config_.session_name, false) + "&Version=2011-06-15" +
+                 "&WebIdentityToken=" + uri_encode(jwt, false);
   HttpResponse response;
   try {
     response = http_request(request, config_.retry, config_.http);

@@ -13,6 +13,7 @@
 
 #include "modelagent/errors.hpp"
 #include "modelagent/glob_match.hpp"
+#include "modelagent/path_safety.hpp"
 #include "modelagent/s3.hpp"
 
 namespace modelagent::s3 {
@@ -339,12 +340,18 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
       out.excluded.emplace_back(o.key, o.key.ends_with("/") ? "folder marker" : "outside the prefix");
       continue;
     }
-    if (!options.include.empty() && !glob_match_any(options.include, *path)) {
-      out.excluded.emplace_back(o.key, "not matched by include patterns");
+    if (*path == kStateDirName || path->starts_with(std::string(kStateDirName) + "/")) {
+      out.excluded.emplace_back(o.key, "reserved path");
       continue;
     }
-    if (glob_match_any(options.exclude, *path)) {
-      out.excluded.emplace_back(o.key, "excluded by pattern");
+    if (!options.include.empty() && !glob_match_any(options.include, *path)) {
+      out.excluded.emplace_back(o.key, "not included");
+      continue;
+    }
+    auto hit = std::find_if(options.exclude.begin(), options.exclude.end(),
+                            [&](const std::string& p) { return glob_match(p, *path); });
+    if (hit != options.exclude.end()) {
+      out.excluded.emplace_back(o.key, "excluded by pattern '" + *hit + "'");
       continue;
     }
     paths.push_back(*path);

@@ -539,9 +539,118 @@ class MetricsRegistry:
 
 # --- oci_auth ---
 
+class OciPrincipal(RequestSigner):
+    """Signs OCI requests (signature version 1, rsa-sha256) as one principal."""
+
+    @property
+    def auth(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def tenancy(self) -> str: ...
+    def refresh(self) -> None: ...
+
+def oci_principal(
+    auth: str = "InstancePrincipal",
+    *,
+    region: str = "",
+    config_file: str = "",
+    profile: str = "",
+    metadata_endpoint: str = "",
+    federation_endpoint: str = "",
+    oke_endpoint: str = "",
+    oke_token_path: str = "",
+    oke_ca_path: str = "",
+    verify_tls: bool = True,
+    ca_bundle: str = "",
+) -> OciPrincipal: ...
+def oci_sign_request(
+    method: str,
+    url: str,
+    headers: _Sequence[tuple[str, str]],
+    body: bytes,
+    key_id: str,
+    private_key_pem: str,
+    date: str,
+    passphrase: str = "",
+    *,
+    body_headers: bool = True,
+    host: bool = True,
+) -> list[tuple[str, str]]: ...
+
 # --- oci ---
 
+def oci_parse_uri(uri: str) -> tuple[str, str, str, str]:
+    """oci://... -> (namespace or '', bucket, prefix without trailing '/', region or '')."""
+
+def oci_endpoint(endpoint: str = "", region: str = "") -> str:
+    """`endpoint`, else OCI_OBJECT_STORAGE_ENDPOINT, else https://objectstorage.{region}.oraclecloud.com."""
+
+def oci_object_url(endpoint: str, namespace: str, bucket: str, object_name: str) -> str: ...
+def oci_head_object(
+    endpoint: str,
+    signer: RequestSigner,
+    namespace: str,
+    bucket: str,
+    object_name: str,
+    *,
+    options: DownloadOptions | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, _Any]:
+    """HEAD one object -> {size, etag, content_md5, multipart_md5, meta_md5, archival_state}."""
+
+def oci_build_plan(
+    uri: str,
+    *,
+    endpoint: str,
+    signer: RequestSigner,
+    include: Sequence[str] = ...,
+    exclude: Sequence[str] = ...,
+    options: DownloadOptions | None = None,
+    page_size: int = 1000,
+    timeout: float = 60.0,
+    max_attempts: int = 6,
+    max_retry_seconds: float = 300.0,
+    head_concurrency: int = 8,
+    cancel: CancelToken | None = None,
+) -> dict[str, _Any]:
+    """List, select and plan -> {namespace, bucket, prefix, endpoint, files, objects, excluded, unverifiable}."""
+
 # --- s3 ---
+
+class S3Signer(RequestSigner):
+    """AWS Signature Version 4 signer (AWS4-HMAC-SHA256) with fixed keys."""
+
+    def __init__(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        session_token: str = "",
+        region: str = "us-east-1",
+        service: str = "s3",
+        unsigned_payload: bool = True,
+    ) -> None: ...
+    @property
+    def region(self) -> str: ...
+    def sign_at(
+        self,
+        method: str,
+        url: str,
+        body: str = "",
+        headers: list[tuple[str, str]] = ...,
+        *,
+        amz_date: str,
+    ) -> dict[str, object]: ...
+
+def s3_plan(
+    uri: str,
+    parameters: dict[str, str] = ...,
+    credentials: dict[str, str] = ...,
+    include: list[str] = ...,
+    exclude: list[str] = ...,
+    options: DownloadOptions | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, object]: ...
 
 # --- shape_filter ---
 

@@ -1,0 +1,362 @@
+"""The s3:// source against ``moto_server`` (seeded with boto3, the reference client): listing with
+pagination, ranged signed downloads of single-part and multipart objects with ETag verification, prefix
+mapping, folder markers, the credential chain (checked by moto's SigV4 enforcement), web identity through
+moto's STS, and the errors for wrong credentials and missing buckets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+import modelagent
+from modelagent import _core
+from modelagent.sources.base import SourceRequest
+from modelagent.sources.s3 import S3Source, s3_snapshot
+from modelagent.testing.s3_server import MotoServer, moto_server  # noqa: F401  (pytest fixture)
+
+pytestmark = pytest.mark.timeout(120)
+
+MiB = 1 << 20
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS settings of the machine running the tests leak in (environment, ~/.aws)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+
+def options(**kw: object) -> _core.DownloadOptions:
+    kw.setdefault("max_attempts", 2)
+    kw.setdefault("retry_base_seconds", 0.01)
+    kw.setdefault("retry_cap_seconds", 0.05)
+    kw.setdefault("connect_timeout_seconds", 5)
+    return _core.DownloadOptions(**kw)
+
+
+def keys_of(server: MotoServer) -> dict[str, str]:
+    return {"aws_access_key_id": "AKIDSECRETDATA", "aws_secret_access_key": "secret-data-key"}
+
+
+def plan(server: MotoServer, uri: str, *, credentials: dict[str, str] | None = None, **parameters: str):
+    parameters.setdefault("endpoint", server.endpoint)
+    request = SourceRequest(uri=uri, parameters=parameters, credentials=credentials if credentials is not None
+                            else keys_of(server), options=options())
+    return S3Source().plan(request)
+
+
+def data(n: int, seed: int) -> bytes:
+    block = hashlib.sha256(str(seed).encode()).digest()
+    return (block * (n // len(block) + 1))[:n]
+
+
+def test_pagination_lists_every_key(moto_server: MotoServer, tmp_path: Path) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="paged")
+    for i in range(23):
+        s3.put_object(Bucket="paged", Key=f"m/shard-{i:03d}.bin", Body=data(10 + i, i))
+    p = plan(moto_server, "s3://paged/m", max_keys="4")
+    assert sorted(f["path"] for f in p.files) == [f"shard-{i:03d}.bin" for i in range(23)]
+    assert all(f["digest"]["kind"] == "md5" for f in p.files)
+    assert p.label == "paged/m"
+    assert p.details["credentials"] == "the model's Secret"
+    report = modelagent.run_download(p.files, tmp_path / "out", options())
+    assert all(f.verified for f in report.files)
+    assert (tmp_path / "out" / "shard-007.bin").read_bytes() == data(17, 7)
+
+
+def test_single_and_multipart_objects_download_verified_and_rerun_fetches_nothing(
+    moto_server: MotoServer, tmp_path: Path  # noqa: F811
+) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    big = data(11 * MiB + 12345, 1)
+    (tmp_path / "big.bin").write_bytes(big)
+    # boto3's transfer manager uploads in 5 MiB parts: ETag "<md5 of part md5s>-3".
+    s3.upload_file(str(tmp_path / "big.bin"), "models", "llama/model.safetensors",
+                   Config=TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB))
+    s3.put_object(Bucket="models", Key="llama/config.json", Body=b'{"model_type": "llama"}')
+    etag = s3.head_object(Bucket="models", Key="llama/model.safetensors")["ETag"]
+    assert etag.endswith('-3"')
+
+    p = plan(moto_server, "s3://models/llama")
+    by_path = {f["path"]: f for f in p.files}
+    assert by_path["model.safetensors"]["digest"] == {"kind": "md5-multipart", "value": etag.strip('"')[:32],
+                                                      "parts": 3}
+    assert by_path["config.json"]["digest"]["kind"] == "md5"
+    assert by_path["model.safetensors"]["url"] == f"{moto_server.endpoint}/models/llama/model.safetensors"
+    assert isinstance(by_path["model.safetensors"]["signer"], _core.RequestSigner)
+    assert p.unverifiable == []
+
+    dest = tmp_path / "dest"
+    # Small chunks: the multipart object arrives as many signed Range requests in parallel.
+    report = modelagent.run_download(p.files, dest, options(chunk_size=1 * MiB, connections_per_file=4))
+    assert {f.path: f.verified for f in report.files} == {"model.safetensors": True, "config.json": True}
+    assert (dest / "model.safetensors").read_bytes() == big
+    assert report.bytes_fetched == len(big) + len(b'{"model_type": "llama"}')
+
+    again = modelagent.run_download(plan(moto_server, "s3://models/llama").files, dest, options())
+    assert again.bytes_fetched == 0
+    assert not any(f.downloaded for f in again.files)
+    assert plan(moto_server, "s3://models/llama").snapshot == p.snapshot
+
+
+def test_changed_object_is_detected_by_its_etag(moto_server: MotoServer, tmp_path: Path) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/weights.bin", Body=data(4096, 1))
+    p = plan(moto_server, "s3://models/m")
+    # Same size, other bytes: what the server now returns no longer matches the planned ETag (MD5).
+    s3.put_object(Bucket="models", Key="m/weights.bin", Body=data(4096, 2))
+    with pytest.raises(modelagent.VerificationError, match="weights.bin"):
+        modelagent.run_download(p.files, tmp_path / "d", options())
+    assert not (tmp_path / "d" / "weights.bin").exists()
+    assert plan(moto_server, "s3://models/m").snapshot != p.snapshot
+
+
+def test_prefix_is_a_directory_and_folder_markers_are_skipped(moto_server: MotoServer,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    for key in ["org/llama/config.json", "org/llama/sub dir/tok+en.json", "org/llama/sub dir/",
+                "org/llama2/config.json", "org/llama/ünï/ｗ.txt", "org/llama/.modelagent/x"]:
+        s3.put_object(Bucket="models", Key=key, Body=b"" if key.endswith("/") else key.encode())
+    p = plan(moto_server, "s3://models/org/llama")
+    assert sorted(f["path"] for f in p.files) == ["config.json", "sub dir/tok+en.json", "ünï/ｗ.txt"]
+    assert ("org/llama/sub dir/", "folder marker") in p.excluded
+    assert ("org/llama/.modelagent/x", "reserved path") in p.excluded
+    modelagent.run_download(p.files, tmp_path / "d", options())
+    assert (tmp_path / "d" / "sub dir" / "tok+en.json").read_bytes() == b"org/llama/sub dir/tok+en.json"
+    assert (tmp_path / "d" / "ünï" / "ｗ.txt").exists()
+
+    whole = plan(moto_server, "s3://models")
+    assert "org/llama2/config.json" in {f["path"] for f in whole.files}
+    assert whole.label == "models"
+
+
+def test_include_and_exclude_patterns(moto_server: MotoServer) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    for key in ["m/a.safetensors", "m/b.bin", "m/c.json"]:
+        s3.put_object(Bucket="models", Key=key, Body=b"x")
+    request = SourceRequest(uri="s3://models/m", include=["*.safetensors", "*.json"], exclude=["c.*"],
+                            parameters={"endpoint": moto_server.endpoint}, credentials=keys_of(moto_server))
+    p = S3Source().plan(request)
+    assert [f["path"] for f in p.files] == ["a.safetensors"]
+    assert ("m/b.bin", "not included") in p.excluded
+    assert ("m/c.json", "excluded by pattern 'c.*'") in p.excluded
+
+
+def test_unsafe_key_is_rejected_naming_it(moto_server: MotoServer) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/../escape.txt", Body=b"x")
+    with pytest.raises(modelagent.UnsafePathError, match=r"m/\.\./escape\.txt"):
+        plan(moto_server, "s3://models/m")
+
+
+def test_missing_bucket_and_empty_prefix_are_clear_errors(moto_server: MotoServer) -> None:  # noqa: F811
+    with pytest.raises(modelagent.HttpStatusError, match="bucket 'no-such-bucket' does not exist.*NoSuchBucket"):
+        plan(moto_server, "s3://no-such-bucket/x")
+    moto_server.boto3_client("s3").create_bucket(Bucket="empty")
+    with pytest.raises(modelagent.DownloadError, match="no objects under s3://empty/x/"):
+        plan(moto_server, "s3://empty/x")
+
+
+def test_no_credentials_anywhere_is_a_credentials_error(moto_server: MotoServer) -> None:  # noqa: F811
+    with pytest.raises(modelagent.CredentialsError, match="no AWS credentials found"):
+        plan(moto_server, "s3://any-bucket/x", credentials={})
+
+
+def test_endpoint_from_environment_and_explicit_path_style(moto_server: MotoServer,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/a", Body=b"x")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint)
+    request = SourceRequest(uri="s3://models@eu-central-1/m", parameters={"path_style": True},
+                            credentials=keys_of(moto_server))
+    p = S3Source().plan(request)
+    assert p.details["endpoint"] == moto_server.endpoint
+    assert p.details["region"] == "eu-central-1"
+    assert p.files[0]["url"] == f"{moto_server.endpoint}/models/m/a"
+
+
+def test_download_api_dispatches_s3(moto_server: MotoServer, tmp_path: Path) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="llama/config.json", Body=b"{}")
+    s3.put_object(Bucket="models", Key="llama/w.bin", Body=data(70000, 3))
+    result = modelagent.download("s3://models/llama", tmp_path / "d", endpoint=moto_server.endpoint,
+                                 credentials=keys_of(moto_server), progress=False, options=options())
+    assert result.source == "s3"
+    assert result.label == "models/llama"
+    assert sorted(result.downloaded) == ["config.json", "w.bin"]
+    assert (tmp_path / "d" / "w.bin").read_bytes() == data(70000, 3)
+    again = modelagent.download("s3://models/llama", tmp_path / "d", endpoint=moto_server.endpoint,
+                                credentials=keys_of(moto_server), progress=False, options=options())
+    assert again.downloaded == []
+    assert sorted(again.skipped) == ["config.json", "w.bin"]
+
+
+# --- moto with SigV4 enforcement: proves which keys were used -------------------------------------------
+
+
+class AuthMoto:
+    """A moto_server that checks signatures, an IAM user with real keys, and a seeded bucket."""
+
+    def __init__(self, server: MotoServer, key_id: str, secret: str) -> None:
+        self.server = server
+        self.key_id = key_id
+        self.secret = secret
+
+    def keys(self) -> dict[str, str]:
+        return {"aws_access_key_id": self.key_id, "aws_secret_access_key": self.secret}
+
+
+@pytest.fixture(scope="module")
+def auth_moto() -> Iterator[AuthMoto]:
+    # The first 3 actions (creating the user, its policy and its keys) need no signature; every later one does.
+    with MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}) as server:
+        iam = server.boto3_client("iam")
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(UserName="reader", PolicyName="all", PolicyDocument=ALLOW_ALL)
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        s3 = server.boto3_client("s3", aws_access_key_id=key["AccessKeyId"],
+                                 aws_secret_access_key=key["SecretAccessKey"])
+        s3.create_bucket(Bucket="private")
+        s3.put_object(Bucket="private", Key="m/config.json", Body=b'{"a": 1}')
+        s3.put_object(Bucket="private", Key="m/w.bin", Body=data(300000, 9))
+        yield AuthMoto(server, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def auth_plan(auth: AuthMoto, credentials: dict[str, str], **parameters: str):
+    parameters.setdefault("endpoint", auth.server.endpoint)
+    return S3Source().plan(SourceRequest(uri="s3://private/m", parameters=parameters, credentials=credentials,
+                                         options=options()))
+
+
+def test_secret_data_keys_sign_requests_moto_accepts(auth_moto: AuthMoto, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Wrong keys in the environment: the Secret must win.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", auth_moto.key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    upper = {k.upper(): v for k, v in auth_moto.keys().items()}
+    p = auth_plan(auth_moto, upper)
+    assert p.details["credentials"] == "the model's Secret"
+    report = modelagent.run_download(p.files, tmp_path / "d", options(chunk_size=64 * 1024))
+    assert all(f.verified for f in report.files)
+    assert (tmp_path / "d" / "w.bin").read_bytes() == data(300000, 9)
+
+
+def test_wrong_secret_is_signature_does_not_match(auth_moto: AuthMoto) -> None:
+    creds = dict(auth_moto.keys(), aws_secret_access_key="not-the-secret")
+    with pytest.raises(modelagent.HttpStatusError, match="HTTP 403 SignatureDoesNotMatch.*secret key") as info:
+        auth_plan(auth_moto, creds)
+    assert info.value.status == 403
+
+
+def test_unknown_access_key_is_invalid_access_key_id(auth_moto: AuthMoto) -> None:
+    with pytest.raises(modelagent.HttpStatusError, match="InvalidAccessKeyId"):
+        auth_plan(auth_moto, {"aws_access_key_id": "AKIAUNKNOWN000000000", "aws_secret_access_key": "x"})
+
+
+def test_environment_keys(auth_moto: AuthMoto, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", auth_moto.key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", auth_moto.secret)
+    p = auth_plan(auth_moto, {})
+    assert p.details["credentials"] == "environment (AWS_ACCESS_KEY_ID)"
+    assert sorted(f["path"] for f in p.files) == ["config.json", "w.bin"]
+
+
+def test_shared_credentials_file_profile(auth_moto: AuthMoto, monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[default]\naws_access_key_id = {auth_moto.key_id}\naws_secret_access_key = wrong\n\n"
+                     f"[models]\naws_access_key_id = {auth_moto.key_id}\naws_secret_access_key = {auth_moto.secret}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    p = auth_plan(auth_moto, {}, profile="models")
+    assert p.details["credentials"] == f"{creds} (profile models)"
+    with pytest.raises(modelagent.HttpStatusError, match="SignatureDoesNotMatch"):
+        auth_plan(auth_moto, {})  # the default profile has the wrong secret
+
+
+def test_home_aws_credentials_and_config_region(auth_moto: AuthMoto, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws = Path(os.environ["HOME"]) / ".aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(
+        f"[default]\naws_access_key_id={auth_moto.key_id}\naws_secret_access_key={auth_moto.secret}\n")
+    (aws / "config").write_text("[default]\nregion = ap-northeast-1\n")
+    p = auth_plan(auth_moto, {})
+    assert p.details["region"] == "ap-northeast-1"
+    assert p.details["credentials"].endswith(".aws/credentials (profile default)")
+
+
+def test_web_identity_through_moto_sts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto answers the unsigned AssumeRoleWithWebIdentity only while unauthenticated actions remain (it
+    # fails with 500 once auth is enforced), so the count leaves exactly one for the agent's STS call.
+    with MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "6"}) as server:
+        iam = server.boto3_client("iam")
+        iam.create_role(RoleName="model-reader", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Federated": "oidc"},
+                           "Action": "sts:AssumeRoleWithWebIdentity"}]}))
+        iam.put_role_policy(RoleName="model-reader", PolicyName="all", PolicyDocument=ALLOW_ALL)
+        iam.create_user(UserName="seeder")
+        iam.put_user_policy(UserName="seeder", PolicyName="all", PolicyDocument=ALLOW_ALL)
+        key = iam.create_access_key(UserName="seeder")["AccessKey"]
+        s3 = server.boto3_client("s3", aws_access_key_id=key["AccessKeyId"],
+                                 aws_secret_access_key=key["SecretAccessKey"])
+        s3.create_bucket(Bucket="irsa")
+        s3.put_object(Bucket="irsa", Key="m/w.bin", Body=data(5000, 4))
+
+        token = tmp_path / "token"
+        token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln\n")
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+        monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/model-reader")
+        monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "agent-node-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)  # both STS and S3
+        p = S3Source().plan(SourceRequest(uri="s3://irsa/m", options=options()))
+        assert p.details["credentials"].startswith("web identity")
+        # Every listing/HEAD/GET below was signed with the STS session keys and token; moto checked them.
+        report = modelagent.run_download(p.files, tmp_path / "d", options())
+        assert report.files[0].verified
+        assert (tmp_path / "d" / "w.bin").read_bytes() == data(5000, 4)
+
+
+def test_web_identity_sts_failure_names_the_endpoint(moto_server: MotoServer, tmp_path: Path,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "absent-token"))
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_server.endpoint)
+    with pytest.raises(modelagent.CredentialsError, match="absent-token"):
+        plan(moto_server, "s3://any-bucket/m", credentials={})
+
+
+def test_snapshot_is_order_independent() -> None:
+    a = [("b", 2, '"x"'), ("a", 1, '"y"')]
+    assert s3_snapshot(a) == s3_snapshot(list(reversed(a)))
+    assert s3_snapshot(a) != s3_snapshot([("b", 2, '"x"'), ("a", 1, '"z"')])
+
+
+def test_boto3_is_the_reference_for_what_was_uploaded(moto_server: MotoServer) -> None:  # noqa: F811
+    """Our listing and ETag reading agree with boto3's."""
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="ref")
+    for i in range(5):
+        s3.put_object(Bucket="ref", Key=f"p/{i}", Body=b"z" * i)
+    theirs = {o["Key"][2:]: (o["Size"], o["ETag"]) for o in s3.list_objects_v2(Bucket="ref", Prefix="p/")["Contents"]}
+    p = plan(moto_server, "s3://ref/p")
+    ours = {f["path"]: (f["size"], f'"{f["digest"]["value"]}"') for f in p.files}
+    assert ours == theirs
