@@ -89,6 +89,15 @@ from modelagent.download import (  # noqa: E402
     read_record,
     verify,
 )
+# --- sources (area: sources) ---
+from modelagent.sources import (  # noqa: E402
+    Source,
+    SourcePlan,
+    SourceRequest,
+    get_source,
+    register_source,
+    registered_schemes,
+)
 # --- metrics (area: metrics) ---
 from modelagent.health import LoopHeartbeat, ModelAgentHealthCheck  # noqa: E402
 from modelagent.metrics import Metrics  # noqa: E402
@@ -142,6 +151,9 @@ __all__ = [
     "RevisionNotFoundError",
     "S3StorageUri",
     "SafetensorsError",
+    "Source",
+    "SourcePlan",
+    "SourceRequest",
     "StorageUri",
     "UnauthorizedError",
     "UnsafePathError",
@@ -153,6 +165,7 @@ __all__ = [
     "download",
     "example_model_path",
     "format_parameter_size",
+    "get_source",
     "glob_match",
     "inspect_model",
     "is_valid_configmap_key",
@@ -165,6 +178,8 @@ __all__ = [
     "parse_configmap_key",
     "parse_storage_uri",
     "read_record",
+    "register_source",
+    "registered_schemes",
     "run_download",
     "truncate_with_hash",
     "verify",

@@ -651,6 +651,20 @@ def download(
     )
 
 
+def _size_check(dest: Path, path: str, size: int) -> FileCheck:
+    """The check of a file recorded without a digest: it must exist with its recorded size."""
+    _core.check_safe_relative_path(dest, path)
+    try:
+        actual = (dest / path).stat().st_size
+    except FileNotFoundError:
+        return FileCheck(path=path, ok=False, note="missing")
+    except OSError as e:
+        return FileCheck(path=path, ok=False, note=f"cannot read: {e.strerror or e}")
+    if actual != size:
+        return FileCheck(path=path, ok=False, note=f"size {actual}, recorded {size}")
+    return FileCheck(path=path, ok=True, note="no digest recorded; size matches")
+
+
 def verify(dest: str | os.PathLike[str]) -> VerifyResult:
     """Re-hash every file recorded by the last :func:`download` into ``dest`` and compare it with the
     recorded size and digest (size only for files recorded without a digest). Never modifies anything.
@@ -665,13 +679,17 @@ def verify(dest: str | os.PathLike[str]) -> VerifyResult:
         raise _core.DownloadError(
             f"no download record at {dest_path / RECORD_PATH} (was the directory filled by model-agent download?)"
         )
+    recorded = sorted(record["files"].items())
     plan: list[_core.PlanEntry] = [
         {"path": path, "url": "", "size": entry["size"], "digest": entry["digest"]}  # type: ignore[typeddict-item]
-        for path, entry in sorted(record["files"].items())
+        for path, entry in recorded
+        if entry["digest"]["kind"] != "none"
     ]
-    results = _core.verify_files(plan, dest_path)
-    checks = [FileCheck(path=r.path, ok=bool(r.verified), note=r.note) for r in results]
-    unverified = sorted(p for p, e in record["files"].items() if e["digest"]["kind"] == "none")
+    by_path = {r.path: FileCheck(path=r.path, ok=bool(r.verified), note=r.note) for r in _core.verify_files(plan, dest_path)}
+    unverified = [path for path, entry in recorded if entry["digest"]["kind"] == "none"]
+    for path in unverified:
+        by_path[path] = _size_check(dest_path, path, record["files"][path]["size"])
+    checks = [by_path[path] for path, _ in recorded]
     return VerifyResult(
         dest=dest_path,
         uri=record["uri"],

@@ -82,7 +82,7 @@ def test_full_download_is_byte_identical_at_repo_paths(repo, tmp_path: Path) -> 
     assert "recursive=true" in tree[0].query and "expand=false" in tree[0].query
 
     record = json.loads((dest / ".modelagent" / "download.json").read_text())
-    assert record["commit"] == sha and record["uri"] == "hf://org/model"
+    assert record["snapshot"] == sha and record["uri"] == "hf://org/model"
     assert record["files"]["model-00001-of-00002.safetensors"]["digest"]["kind"] == "sha256"
     assert record["files"]["empty.txt"]["size"] == 0
     assert modelagent.read_record(dest)["details"]["repo_id"] == "org/model"

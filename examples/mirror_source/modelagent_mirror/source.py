@@ -109,7 +109,11 @@ class MirrorSource:
         if request.cancel is not None and request.cancel.cancelled:
             raise CancelledError("download cancelled")
         options = request.options
-        context = ssl.create_default_context(cafile=(options.ca_bundle or None) if options else None)
+        ca_bundle = (options.ca_bundle or None) if options else None
+        try:
+            context = ssl.create_default_context(cafile=ca_bundle)
+        except (ssl.SSLError, OSError) as e:
+            raise DownloadError(f"cannot load the CA bundle {ca_bundle} for {url}: {e}") from e
         if options is not None and not options.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE

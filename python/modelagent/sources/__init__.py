@@ -130,8 +130,12 @@ def register_source(scheme: str, source: SourceLike, *, replace: bool = False) -
         TypeError: ``source`` is none of the accepted kinds.
     """
     _check_scheme(scheme)
-    if not (isinstance(source, type) or callable(source) or callable(getattr(source, "plan", None))):
-        _instantiate(scheme, source, "register_source")  # raises the TypeError describing what is accepted
+    if not isinstance(source, type) and not callable(getattr(source, "plan", None)):
+        if not callable(source):
+            _instantiate(scheme, source, "register_source")  # raises the TypeError describing what is accepted
+        required = _required_positional(source)
+        if required is not None and required > 1:
+            _instantiate(scheme, source, "register_source")  # raises the TypeError naming the arity
     with _lock:
         if not replace and (scheme in _registered or scheme in _BUILTINS):
             what = "built in" if scheme not in _registered else "already registered"
