@@ -1,0 +1,82 @@
+// Session-token principals: sign with an ephemeral key and "ST$<token>", renew the token before expiry;
+// plus the JWT claim helpers they use.
+
+#include <nlohmann/json.hpp>
+
+#include "modelagent/errors.hpp"
+#include "modelagent/oci_auth.hpp"
+
+namespace modelagent::oci {
+namespace {
+
+std::optional<nlohmann::json> jwt_payload(const std::string& token) {
+  auto first = token.find('.');
+  if (first == std::string::npos) return std::nullopt;
+  auto second = token.find('.', first + 1);
+  if (second == std::string::npos) return std::nullopt;
+  try {
+    auto payload = nlohmann::json::parse(base64_decode(token.substr(first + 1, second - first - 1)));
+    if (!payload.is_object()) return std::nullopt;
+    return payload;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::optional<int64_t> jwt_expiry(const std::string& token) {
+  auto payload = jwt_payload(token);
+  if (!payload || !payload->contains("exp") || !(*payload)["exp"].is_number()) return std::nullopt;
+  return (*payload)["exp"].get<int64_t>();
+}
+
+std::string jwt_claim(const std::string& token, const std::string& claim) {
+  auto payload = jwt_payload(token);
+  if (!payload || !payload->contains(claim) || !(*payload)[claim].is_string()) return "";
+  return (*payload)[claim].get<std::string>();
+}
+
+void SessionTokenPrincipal::start() {
+  std::lock_guard<std::mutex> fetch(fetch_mutex_);
+  auto fresh = std::make_shared<const Session>(fetch_session());
+  std::lock_guard<std::mutex> state(state_mutex_);
+  session_ = std::move(fresh);
+}
+
+std::shared_ptr<const SessionTokenPrincipal::Session> SessionTokenPrincipal::valid_session() const {
+  auto usable = [](const std::shared_ptr<const Session>& s) {
+    return s && (!s->expires || *s->expires - std::chrono::system_clock::now() > kTokenRefreshMargin);
+  };
+  {
+    std::lock_guard<std::mutex> state(state_mutex_);
+    if (usable(session_)) return session_;
+  }
+  std::lock_guard<std::mutex> fetch(fetch_mutex_);
+  {
+    // Another thread may have renewed it while this one waited for the fetch lock.
+    std::lock_guard<std::mutex> state(state_mutex_);
+    if (usable(session_)) return session_;
+  }
+  auto fresh = std::make_shared<const Session>(fetch_session());
+  std::lock_guard<std::mutex> state(state_mutex_);
+  session_ = fresh;
+  return fresh;
+}
+
+void SessionTokenPrincipal::refresh() {
+  std::lock_guard<std::mutex> fetch(fetch_mutex_);
+  auto fresh = std::make_shared<const Session>(fetch_session());
+  std::lock_guard<std::mutex> state(state_mutex_);
+  session_ = std::move(fresh);
+}
+
+std::string SessionTokenPrincipal::current_token() const { return valid_session()->token; }
+
+void SessionTokenPrincipal::sign(const std::string& method, const std::string& url, const std::string& body,
+                                 HeaderList& headers) const {
+  auto session = valid_session();
+  sign_request(method, url, body, headers, "ST$" + session->token, session->key);
+}
+
+}  // namespace modelagent::oci
