@@ -285,7 +285,7 @@ def test_storage_kinds_and_bad_models_do_not_disturb_others(make_gopher, sink, r
         "local": model("local", f"local://{example_model_path()}"),
         "pvc": model("pvc", "pvc://claim/models/x"),
         "vendor": model("vendor", "vendor://acme/model/x"),
-        "s3": model("s3", "s3://bucket/prefix"),
+        "gs": model("gs", "gs://bucket/prefix"),
         "bad": model("bad", "hf://org//x"),
         "nouri": {"kind": "BaseModel", "metadata": {"name": "nouri", "namespace": "team", "uid": "u"}, "spec": {}},
         "outside": model("outside", "hf://org/good", path="/etc/model"),
@@ -300,8 +300,8 @@ def test_storage_kinds_and_bad_models_do_not_disturb_others(make_gopher, sink, r
     assert entry["local"]["status"] == "Ready"
     assert entry["local"]["config"]["modelType"] == "llama"
     assert entry["pvc"] is None and entry["vendor"] is None
-    assert entry["s3"]["status"] == "Failed"
-    assert entry["s3"]["reason"] == "storage type s3:// is not supported by this agent yet"
+    assert entry["gs"]["status"] == "Failed"
+    assert entry["gs"]["reason"] == "storage type gs:// is not supported by this agent yet"
     assert entry["bad"]["status"] == "Failed" and "hf://org//x" in entry["bad"]["reason"]
     assert entry["nouri"]["status"] == "Failed" and "storageUri" in entry["nouri"]["reason"]
     assert "outside the models root" in entry["outside"]["reason"]

@@ -758,3 +758,20 @@ def test_e2e_startup_reads_the_nodes_configmap_through_the_kubernetes_sink(kube:
     scout, recorder = run_scout(sink)
     assert scout.wait_until_ready(WAIT)
     assert sorted(recorder.summary()) == [("Delete", "team.basemodel.gone"), ("Download", "team.basemodel.kept")]
+
+
+def test_instance_type_change_overrides_placed_tensorrtllm_models_only(ready: Harness) -> None:
+    trt = model("trt", "oci://n/ns/b/models/o/llama-trt", modelFormat={"name": "tensorrtllm"})
+    plain = model("plain", "oci://n/ns/b/models/o/llama")
+    elsewhere = model("far", "oci://n/ns/b/models/o/x", selector={"gpu": "h100"}, modelFormat={"name": "tensorrtllm"})
+    for obj in (trt, plain, elsewhere):
+        ready.apply(obj)
+    assert sorted(ready.recorder.take()) == sorted([("Download", key(trt)), ("Download", key(plain))])
+    ready.set_node({**GPU, "node.kubernetes.io/instance-type": "BM.GPU.H100.8"})
+    assert ready.recorder.take() == [("DownloadOverride", key(trt))]
+    ready.set_node({**GPU, "node.kubernetes.io/instance-type": "BM.GPU.H100.8", "zone": "z1"})
+    assert ready.recorder.take() == [], "another label changing is no new shape"
+    ready.set_node({**GPU, "node.kubernetes.io/instance-type": "BM.GPU.A100-v2.8"})
+    overrides = [t for t in ready.recorder.tasks if t.type is TaskType.DOWNLOAD_OVERRIDE]
+    assert ready.recorder.take() == [("DownloadOverride", key(trt))]
+    assert overrides[0].obj["spec"]["modelFormat"] == {"name": "tensorrtllm"}

@@ -62,6 +62,9 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1.0),
     Option("--progress-interval", "float", 5.0, "seconds between progress updates of a downloading model",
            minimum=0.1),
+    Option("--instance-type-map", "str", None, "TensorRT-LLM shapes: JSON object of instance type -> shape alias "
+           "added to OME's table, or the path of a file holding it (e.g. a mounted ConfigMap key)",
+           env=("INSTANCE_TYPE_MAP",)),
     Option("--once", "bool", False, "standalone: process every model to a final state, print the table, exit"),
     Option("--demo-hub", "bool", False, "standalone: serve the bundled example model as hf://modelagent/tiny-llama "
            "from a local fake hub on 127.0.0.1 (offline demo)"),
@@ -89,6 +92,7 @@ class Settings:
     kubeconfig: str | None = None
     reconcile_interval: float = 300.0
     progress_interval: float = 5.0
+    instance_type_map: str | None = None
     once: bool = False
     demo_hub: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -143,7 +147,8 @@ def resolve(args: argparse.Namespace | Mapping[str, Any], environ: Mapping[str, 
     """Combine parsed flags with the environment and defaults; :class:`ConfigError` for a bad value.
 
     Also enforces: ``--node-name``/``NODE_NAME`` required unless ``--standalone`` (standalone defaults it to
-    the host name); ``--once`` only with ``--standalone``; a valid ``--log-level``.
+    the host name); ``--once`` only with ``--standalone``; a valid ``--log-level``; a readable, well-formed
+    ``--instance-type-map``/``INSTANCE_TYPE_MAP``.
     """
     env = os.environ if environ is None else environ
     given = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
@@ -170,6 +175,15 @@ def resolve(args: argparse.Namespace | Mapping[str, Any], environ: Mapping[str, 
     for flag in ("once", "demo_hub"):
         if values[flag] and values["standalone"] is None:
             raise ConfigError(f"--{flag.replace('_', '-')} needs --standalone MODELS.yaml")
+    if values["instance_type_map"] is not None:
+        from modelagent.agent.shape_filter import InstanceTypeMapError, load_instance_type_map
+
+        origin = "--instance-type-map" if sources["instance_type_map"] == "flag" else \
+            f"--instance-type-map (from ${sources['instance_type_map'].removeprefix('env ')})"
+        try:
+            load_instance_type_map(values["instance_type_map"], origin=origin)
+        except InstanceTypeMapError as error:
+            raise ConfigError(str(error)) from None
     if not values["node_name"]:
         if values["standalone"] is None:
             raise ConfigError(

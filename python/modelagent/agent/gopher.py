@@ -12,9 +12,10 @@ Scheduling rules:
   it. Status, config and progress writes of a task whose generation is stale are dropped, so a download
   that ends after its model was deleted writes nothing and its files are removed by the delete that
   follows it.
-- Change detection: a model's *identity* is its ``spec.storage`` minus the placement fields. A download
-  whose identity equals the last completed one is a no-op (label, annotation, status and back-filled spec
-  changes never re-download). A new storage URI is fetched into a fresh sibling folder
+- Change detection: a model's *identity* is its ``spec.storage`` minus the placement fields, plus the
+  node's shape alias when the TensorRT-LLM shape filter applies (so a new instance type re-downloads). A
+  download whose identity equals the last completed one is a no-op (label, annotation, status and
+  back-filled spec changes never re-download). A new storage URI is fetched into a fresh sibling folder
   (``<dest>.next-<hash>``) and swapped in atomically; a new path is fetched there and the old folder is
   removed afterwards.
 """
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelagent.download import download as hf_download
+from modelagent.download import download as default_download
 from modelagent.download import read_record
 from modelagent import _core
 from modelagent._core import CancelledError, CancelToken, DownloadOptions, InvalidStorageUri, VerificationError
@@ -55,7 +56,14 @@ from modelagent.agent.destination import (
 )
 from modelagent.agent.logging import model_logger
 from modelagent.agent.model_ref import ModelRef
-from modelagent.agent.secrets import SecretReader, hf_token
+from modelagent.agent.secrets import SecretReader, hf_token, storage_credentials
+from modelagent.agent.shape_filter import (
+    InstanceTypeMap,
+    ShapeFilterError,
+    instance_type_of,
+    shape_filter_applies,
+    shape_path_filter,
+)
 from modelagent.agent.storage_kinds import Handling, StorageKind, classify
 from modelagent.agent.tasks import GopherTask, TaskType
 from modelagent.progress import ProgressSnapshot
@@ -76,6 +84,12 @@ def default_config(folder: Path) -> dict[str, Any]:
 
 _PLACEMENT_FIELDS = ("nodeSelector", "nodeAffinity")
 
+NodeLabels = Callable[[], "Mapping[str, str] | None"]
+"""``labels()`` -> this node's current labels (None when not known yet)."""
+
+Downloader = Callable[..., Any]
+""":func:`modelagent.download` or a stand-in with its signature."""
+
 # Failures another attempt cannot fix: the model must be corrected first.
 _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     _core.RepositoryNotFoundError,
@@ -86,6 +100,7 @@ _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     _core.InvalidStorageUri,
     _core.UnsafePathError,
     _core.DiskSpaceError,
+    ShapeFilterError,
     ValueError,
 )
 
@@ -168,6 +183,14 @@ def swap_directories(new: Path, current: Path) -> Path:
     os.rename(current, retired)
     os.rename(new, current)
     return retired
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """This node's TensorRT-LLM shape when a download starts."""
+
+    instance_type: str
+    alias: str
 
 
 @dataclass
@@ -323,6 +346,11 @@ class Gopher:
         connections: parallel connections per model download (``--concurrency``).
         progress_interval: seconds between progress writes per model.
         download_retry: attempts per download for transient failures (``--download-retry``).
+        instance_types: the instance type -> TensorRT-LLM shape table (``--instance-type-map``); default:
+            OME's table.
+        node_labels: a :data:`NodeLabels` giving this node's current labels (its instance type picks the
+            shape); read at the start of every download, so a relabelled node gets its new shape.
+        download: the downloader (default :func:`modelagent.download`); tests may pass a stand-in.
     """
 
     def __init__(
@@ -340,6 +368,9 @@ class Gopher:
         connections: int | None = None,
         progress_interval: float = 5.0,
         download_retry: int = 3,
+        instance_types: InstanceTypeMap | None = None,
+        node_labels: NodeLabels | None = None,
+        download: Downloader | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -354,6 +385,9 @@ class Gopher:
         self.connections = connections
         self.progress_interval = progress_interval
         self.download_retry = max(1, download_retry)
+        self.instance_types = instance_types or InstanceTypeMap()
+        self.node_labels = node_labels
+        self._download = download or default_download
         self.destinations = DestinationRegistry()
         self._workers = workers
         self._cond = threading.Condition()
@@ -553,6 +587,10 @@ class Gopher:
             log.info("storage %s:// is not handled by the agent; leaving the model alone", kind.scheme)
             return
         identity = storage_identity(obj)
+        shape: _Shape | None = None
+        if kind.handling is Handling.DOWNLOAD and shape_filter_applies(obj, kind.scheme):
+            shape = self._node_shape()
+            identity += f"|shape={shape.alias}"
         with self._cond:
             unchanged = state.identity == identity and state.outcome == "Ready"
             failed_same = state.identity == identity and state.outcome == "Failed"
@@ -568,7 +606,42 @@ class Gopher:
         if kind.handling is Handling.IN_PLACE:
             self._use_local(task, kind, state, identity, reporter, log)
             return
-        self._download_hf(task, kind, state, identity, cancel, reporter, log)
+        self._download_model(task, kind, state, identity, shape, cancel, reporter, log)
+
+    def _node_shape(self) -> _Shape:
+        labels: Mapping[str, str] | None = None
+        if self.node_labels is not None:
+            try:
+                labels = self.node_labels()
+            except Exception as error:  # noqa: BLE001 - an unknown node has no shape; the filter says so
+                _log.warning("cannot read this node's labels: %s", error)
+        instance_type = instance_type_of(labels)
+        return _Shape(instance_type, self.instance_types.alias(instance_type) if instance_type else "")
+
+    def _download_arguments(
+        self, task: GopherTask, kind: StorageKind, shape: _Shape | None, log: Any
+    ) -> dict[str, Any]:
+        """The source-specific arguments of the download call (secrets are read here, once per attempt)."""
+        ref, obj = task.ref, task.obj
+        if kind.scheme == "hf":
+            token = hf_token(obj, ref, read_secret=self.read_secret, cluster_namespace=self.cluster_namespace,
+                             log=log)
+            return {"token": token, "endpoint": self.endpoint}
+        spec = obj.get("spec")
+        storage = spec.get("storage") if isinstance(spec, Mapping) else None
+        raw = storage.get("parameters") if isinstance(storage, Mapping) else None
+        parameters = {str(k): str(v) for k, v in raw.items() if v is not None} if isinstance(raw, Mapping) else {}
+        arguments: dict[str, Any] = {
+            "parameters": parameters,
+            "credentials": storage_credentials(obj, ref, read_secret=self.read_secret,
+                                               cluster_namespace=self.cluster_namespace, log=log),
+        }
+        if shape is not None:
+            arguments["path_filter"] = shape_path_filter(shape.alias, self.instance_types.known_aliases(), kind.uri,
+                                                         instance_type=shape.instance_type)
+            # Another shape's engines from an earlier download into this folder go.
+            arguments["prune"] = True
+        return arguments
 
     def _use_local(
         self, task: GopherTask, kind: StorageKind, state: _ModelState, identity: str, reporter: _Reporter, log: Any
@@ -611,12 +684,13 @@ class Gopher:
             if self.metrics is not None:
                 self.metrics.phase("parse", time.monotonic() - started)
 
-    def _download_hf(
+    def _download_model(
         self,
         task: GopherTask,
         kind: StorageKind,
         state: _ModelState,
         identity: str,
+        shape: _Shape | None,
         cancel: CancelToken,
         reporter: _Reporter,
         log: Any,
@@ -660,7 +734,9 @@ class Gopher:
         except OSError as error:
             self._fail(reporter, state, ref, f"cannot write the owner file in {target}: {error}", error, log)
             return
-        token = hf_token(obj, ref, read_secret=self.read_secret, cluster_namespace=self.cluster_namespace, log=log)
+        if shape is not None:
+            log.info("tensorrtllm model: keeping shape %s (instance type %s) and shape-agnostic files",
+                     shape.alias or "-", shape.instance_type or "unknown")
         log.info("downloading %s into %s", kind.uri, target)
         started = time.monotonic()
         meter: TransferMeter | None = None
@@ -676,15 +752,14 @@ class Gopher:
                     self.metrics, ref, lambda snap, phase: reporter.progress(snap, phase=phase)
                 )
                 try:
-                    result = hf_download(
+                    result = self._download(
                         kind.uri,
                         target,
-                        token=token,
                         cancel=cancel,
                         progress=meter,
                         options=self.download_options,
-                        endpoint=self.endpoint,
                         connections=self.connections,
+                        **self._download_arguments(task, kind, shape, log),
                     )
                     break
                 except _PERMANENT_ERRORS:
@@ -711,6 +786,8 @@ class Gopher:
             reason: Any = error
             if isinstance(error, _core.RateLimitedError) and engine_ran:
                 reason = "rate_limited"  # the engine's counter already counted this 429
+            elif isinstance(error, _core.CredentialsError):
+                reason = "credentials"
             self._fail(reporter, state, ref, " ".join(str(error).split()) or type(error).__name__, reason, log)
             return
         finally:
@@ -742,7 +819,8 @@ class Gopher:
             log.info("new files swapped in at %s", dest)
         try:
             with self._fs_lock:
-                write_owner(dest, ref, kind.uri, commit=result.commit, complete=True)
+                write_owner(dest, ref, kind.uri, commit=result.commit or getattr(result, "snapshot", None) or None,
+                            complete=True)
         except OSError as error:
             log.warning("cannot update the owner file in %s: %s", dest, error)
         for leftover in self._staging_folders(dest):
@@ -755,7 +833,8 @@ class Gopher:
         self._parse(task, dest, reporter, log)
         if self.metrics is not None:
             self.metrics.download_succeeded(ref.kind, ref.namespace, ref.name, seconds)
-        if reporter.status("Ready"):
+        note = self._unverified_note(result, log)
+        if reporter.status("Ready", note):
             with self._cond:
                 state.outcome = "Ready"
             log.info(
@@ -765,6 +844,18 @@ class Gopher:
                 seconds,
                 extra={"status": "Ready"},
             )
+
+    @staticmethod
+    def _unverified_note(result: Any, log: Any) -> str | None:
+        """Warn about every file the source could give no digest for; the note for the model's status."""
+        unverified = list(getattr(result, "unverified", None) or [])
+        for path, why in unverified:
+            log.warning("%s was checked by size only: %s", path, why, extra={"file": path})
+        if not unverified:
+            return None
+        shown = ", ".join(f"{path} ({why})" for path, why in unverified[:3])
+        more = f" and {len(unverified) - 3} more" if len(unverified) > 3 else ""
+        return f"{len(unverified)} file(s) checked by size only, no digest: {shown}{more}"
 
     @staticmethod
     def _folder_uri(folder: Path) -> str | None:

@@ -25,6 +25,7 @@ from modelagent._core import DownloadOptions
 from modelagent.agent.config import Settings, describe
 from modelagent.agent.gopher import Gopher
 from modelagent.agent.model_ref import ModelRef
+from modelagent.agent.shape_filter import load_instance_type_map
 
 _log = logging.getLogger("modelagent.agent.runner")
 
@@ -68,7 +69,13 @@ class AgentRunner:
         except OSError as error:
             _log.error("cannot create the models root %s: %s", self.models_root, error.strerror or error)
         self.metrics = Metrics()
+        # --concurrency caps the connections of one model (the download's ``connections``), and
+        # --multipart-concurrency the ranged parts per file, for every source.
         options = DownloadOptions(connections_per_file=settings.multipart_concurrency)
+        instance_types = load_instance_type_map(settings.instance_type_map, origin="--instance-type-map")
+        if instance_types.extension:
+            _log.info("TensorRT-LLM shapes: %d instance types from %s added to the defaults",
+                      len(instance_types.extension), instance_types.origin)
         read_secret = None
         parse_config = None
         endpoint = None
@@ -93,6 +100,8 @@ class AgentRunner:
             endpoint=endpoint,
             progress_interval=settings.progress_interval,
             download_retry=settings.download_retry,
+            instance_types=instance_types,
+            node_labels=self._node_labels,
         )
         if settings.is_standalone:
             from modelagent.agent.file_source import FileModelSource
@@ -113,6 +122,19 @@ class AgentRunner:
             readiness=lambda: True if self.source.is_ready() else "models not loaded yet",
             port=settings.port,
         )
+
+    def _node_labels(self) -> dict[str, str] | None:
+        """This node's labels as the model source knows them now (the Scout's watched Node; standalone: the
+        synthetic node's labels)."""
+        source = self.source
+        if source is None:
+            return None
+        if self.settings.is_standalone:
+            node = source.node({})
+        else:
+            node = source.node()
+        labels = ((node or {}).get("metadata") or {}).get("labels")
+        return dict(labels) if isinstance(labels, dict) else None
 
     def _start_demo_hub(self) -> str:
         from modelagent.metadata import example_model_path

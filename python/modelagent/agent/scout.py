@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from modelagent._core import parse_configmap_key
 from modelagent.agent.model_ref import BASE_MODEL, CLUSTER_BASE_MODEL, ModelRef
+from modelagent.agent.shape_filter import TENSORRT_LLM_FORMAT, instance_type_of
 from modelagent.agent.tasks import GopherTask, TaskType
 from modelagent.eligibility import is_eligible, node_to_dict
 
@@ -439,6 +440,19 @@ class Scout:
         if had_it:
             self._emit("Delete", ref, obj, "the model was deleted")
 
+    def _reshape(self, before: Mapping[str, Any] | None, node: Mapping[str, Any]) -> None:
+        """A new instance type may mean a new TensorRT-LLM shape: every placed ``tensorrtllm`` model gets a
+        DownloadOverride; the Gopher re-downloads those whose shape alias changed and ignores the rest."""
+        old_type = instance_type_of(_dig(before, ("metadata", "labels")))
+        new_type = instance_type_of(_dig(node, ("metadata", "labels")))
+        if before is None or old_type == new_type:
+            return
+        for tracked in list(self._tracked.values()):
+            if tracked.placed and not tracked.deleting and \
+                    _dig(tracked.obj, ("spec", "modelFormat", "name")) == TENSORRT_LLM_FORMAT:
+                self._emit("DownloadOverride", tracked.ref, self._full_object(tracked.ref, tracked.obj),
+                           f"node instance type changed from {old_type or 'none'} to {new_type or 'none'}")
+
     def _reevaluate(self) -> None:
         for tracked in list(self._tracked.values()):
             if not tracked.deleting:
@@ -487,6 +501,7 @@ class Scout:
             if _placement_labels(before) != _placement_labels(node):
                 log.info('node "%s" labels changed; re-evaluating %d models', self.node_name, len(self._tracked))
                 self._reevaluate()
+                self._reshape(before, node)
 
     def _on_node_update(self, old: Any, new: Any) -> None:
         self._on_node(new)

@@ -1,4 +1,5 @@
-"""Finding a model's Hugging Face token: its Secret first, then ``spec.storage.parameters.token``."""
+"""A model's credentials: the Hugging Face token (its Secret first, then ``spec.storage.parameters.token``)
+and, for object stores, the whole decoded Secret named by ``spec.storage.key``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from modelagent._core import CredentialsError
 from modelagent.agent.model_ref import ModelRef
 
 SecretReader = Callable[[str, str], "Mapping[str, str] | None"]
@@ -79,6 +81,51 @@ def hf_token(
     return None
 
 
+def storage_credentials(
+    obj: Mapping[str, Any],
+    ref: ModelRef,
+    *,
+    read_secret: SecretReader | None,
+    cluster_namespace: str,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+) -> dict[str, str]:
+    """The decoded data of the Secret named by ``spec.storage.key`` (object-store credentials such as
+    ``aws_access_key_id``), or ``{}`` when the model names no Secret.
+
+    The Secret is read from the model's namespace (ClusterBaseModels: ``cluster_namespace``, the agent's
+    ``--namespace``). Without a way to read Secrets (standalone) a named Secret is logged as a warning and
+    ``{}`` returned, so the source falls back to its environment and files. Values lose surrounding
+    whitespace (a key written with `echo` ends in a newline). Raises
+    :class:`~modelagent.CredentialsError` naming the Secret (and data key) when the Secret does not exist,
+    cannot be read, or holds a value that is not base64 UTF-8: a model whose credentials are named but
+    unusable must not be fetched anonymously.
+    """
+    log = log or _log
+    secret_name = _storage(obj).get("key")
+    if not isinstance(secret_name, str) or not secret_name:
+        return {}
+    namespace = ref.namespace or cluster_namespace
+    if read_secret is None:
+        log.warning("secret %s/%s named by spec.storage.key cannot be read in this mode", namespace, secret_name)
+        return {}
+    try:
+        data = read_secret(namespace, secret_name)
+    except Exception as error:  # noqa: BLE001 - reported as a credentials failure naming the Secret
+        raise CredentialsError(f"cannot read secret {namespace}/{secret_name} named by spec.storage.key: "
+                               f"{' '.join(str(error).split())}") from error
+    if data is None:
+        raise CredentialsError(f"secret {namespace}/{secret_name} named by spec.storage.key does not exist")
+    decoded: dict[str, str] = {}
+    for key, value in data.items():
+        try:
+            decoded[str(key)] = base64.b64decode(value or "", validate=True).decode("utf-8").strip()
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+            raise CredentialsError(
+                f"secret {namespace}/{secret_name} key {key!r} is not valid base64 UTF-8"
+            ) from None
+    return decoded
+
+
 def kubernetes_secret_reader(core_api: Any) -> SecretReader:
     """A :data:`SecretReader` over a ``kubernetes.client.CoreV1Api`` (only ``get`` on Secrets)."""
 
@@ -96,4 +143,4 @@ def kubernetes_secret_reader(core_api: Any) -> SecretReader:
     return read
 
 
-__all__ = ["SecretReader", "hf_token", "kubernetes_secret_reader"]
+__all__ = ["SecretReader", "hf_token", "kubernetes_secret_reader", "storage_credentials"]

@@ -14,7 +14,7 @@ class Handling(str, enum.Enum):
     """How a model's storage is handled on this node."""
 
     DOWNLOAD = "download"
-    """Fetched into the model's destination (``hf://``)."""
+    """Fetched into the model's destination (``hf://``, ``oci://``, ``s3://``)."""
     IN_PLACE = "in-place"
     """Already on the node (``local://``): used where it is, never deleted."""
     SKIP = "skip"
@@ -25,6 +25,8 @@ class Handling(str, enum.Enum):
 
 _BY_SCHEME = {
     "hf": Handling.DOWNLOAD,
+    "oci": Handling.DOWNLOAD,
+    "s3": Handling.DOWNLOAD,
     "local": Handling.IN_PLACE,
     "pvc": Handling.SKIP,
     "vendor": Handling.SKIP,
