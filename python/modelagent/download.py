@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from modelagent import _core
 from modelagent.progress import ProgressMonitor, ProgressRenderer, ProgressSnapshot, renderer_for
-from modelagent.sources import get_source, registered_schemes
+from modelagent.sources import get_source, has_source, registered_schemes
 from modelagent.sources.base import RESERVED_DIRECTORY, Source, SourcePlan, SourceRequest
 
 __all__ = [
@@ -293,7 +293,7 @@ def _source_for(uri: str) -> tuple[str, Source]:
         _core.hf_parse_uri(uri)
     elif scheme in _CORE_SCHEMES:
         _core.parse_storage_uri(uri)
-    if scheme not in registered_schemes():
+    if not has_source(scheme):
         if scheme in _CORE_SCHEMES:
             raise _core.DownloadError(
                 f"downloading {scheme}:// URIs is not supported yet: '{uri}' "

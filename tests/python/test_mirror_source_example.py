@@ -45,8 +45,11 @@ def _manifest(files: dict[str, bytes], *, without_digest: tuple[str, ...] = ()) 
 class Mirror(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, certificate: tuple[Path, Path]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(*certificate)
+        self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.content: dict[str, bytes] = {}
         self.seen: list[tuple[str, str | None, str | None]] = []  # (path, Range, Authorization)
         self.token: str | None = None
@@ -96,19 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def mirror(certificate: tuple[Path, Path]) -> Iterator[Mirror]:  # noqa: F811
-    cert, key = certificate
-    server = Mirror()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = Mirror(certificate)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
 
 
 @pytest.fixture

@@ -63,6 +63,7 @@ def _hub_plan(hub: FakeHub, paths: list[str], *, digest: bool = True) -> list[di
 
 def test_builtin_schemes_are_listed_without_importing_them() -> None:
     assert {"hf", "oci", "s3"} <= set(modelagent.registered_schemes())
+    assert sources.has_source("s3") and not sources.has_source("nope")
     assert modelagent.get_source("hf").scheme == "hf"
     assert modelagent.get_source("hf") is modelagent.get_source("hf")  # instantiated once
 

@@ -11,7 +11,6 @@ from typing import Any
 from modelagent import _core
 from modelagent.download import DownloadResult, download
 from modelagent.progress import format_bytes
-from modelagent.sources import registered_schemes
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -19,7 +18,6 @@ EXIT_INTERRUPTED = 130
 
 
 def add_parser(subparsers: Any) -> None:
-    schemes = ", ".join(f"{s}://" for s in registered_schemes())
     parser = subparsers.add_parser(
         "download",
         help="download a model (hf://, oci://, s3://, or a plug-in's scheme) into a directory and verify it",
@@ -28,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
             "paths under DIR (repository paths; object names without the prefix); re-running on a complete "
             "directory only checks that nothing changed. Hugging Face: duplicate weight formats (*.bin beside "
             "*.safetensors, original/, ...) are skipped unless --all-files or an --include pattern asks for them. "
-            f"Available schemes: {schemes}."
+            "Installed plug-ins add schemes (entry-point group modelagent.sources)."
         ),
     )
     parser.add_argument(

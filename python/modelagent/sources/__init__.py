@@ -31,6 +31,7 @@ __all__ = [
     "SourcePlan",
     "SourceRequest",
     "get_source",
+    "has_source",
     "register_source",
     "registered_schemes",
     "select_paths",
@@ -166,6 +167,14 @@ def registered_schemes() -> list[str]:
         names = set(_registered) | set(_BUILTINS)
     names |= {name for name in _entry_points() if _SCHEME.match(name)}
     return sorted(names)
+
+
+def has_source(scheme: str) -> bool:
+    """True when a source is available for ``scheme`` (without loading it)."""
+    with _lock:
+        if scheme in _registered or scheme in _BUILTINS:
+            return True
+    return scheme in _entry_points()
 
 
 def _available() -> str:
