@@ -32,6 +32,12 @@ from modelagent.agent.tasks import GopherTask, TaskType
 from modelagent.metrics import Metrics
 from modelagent.sources import SourcePlan, SourceRequest, register_source, unregister_source
 
+from modelagent.testing.s3_server import (  # noqa: F401 - pytest fixtures
+    ACCESS_KEY,
+    SECRET_KEY,
+    _moto_session_server,
+    moto_server,
+)
 from test_gopher import BOUND, RecordingSink, metric, model
 
 OCI_URI = "oci://n/tenancy/b/models/o/llama-trt"
@@ -412,61 +418,153 @@ def test_e2e_shape_change_prunes_the_old_shape(make_gopher, sink, bucket):
 NODE = "gpu-node-1"
 
 
-def test_e2e_agent_on_kubernetes_with_shapes_secrets_and_relabelling(fake_kube, kube_config_file, bucket, tmp_path):
-    from modelagent.agent.config import resolve
-    from modelagent.agent.runner import AgentRunner
+class AgentOnKube:
+    """The real agent (``AgentRunner``, Kubernetes mode) in this process, against the fake API server, so a
+    source registered here is the agent's source too."""
 
+    def __init__(self, fake_kube: Any, kube_config_file: Path, root: Path, environ: dict[str, str]) -> None:
+        from modelagent.agent.config import resolve
+        from modelagent.agent.runner import AgentRunner
+
+        self.kube = fake_kube
+        settings = resolve({"node_name": NODE, "kubeconfig": str(kube_config_file), "models_root_dir": str(root),
+                            "port": "0", "progress_interval": "0.2", "download_retry": "1"}, environ)
+        self.runner = AgentRunner(settings)
+        self.thread = threading.Thread(target=self.runner.run, name="agent", daemon=True)
+
+    def __enter__(self) -> AgentOnKube:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runner.stop_event.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the agent did not stop"
+
+    def label(self, name: str) -> str | None:
+        label_key = ModelRef(kind="BaseModel", namespace="team", name=name).label_key
+        return (self.kube.get("nodes", NODE)["metadata"].get("labels") or {}).get(label_key)
+
+    def entry(self, name: str) -> dict | None:
+        if not self.kube.exists("configmaps", NODE, namespace="ome"):
+            return None
+        text = (self.kube.get("configmaps", NODE, namespace="ome").get("data") or {}).get(f"team.basemodel.{name}")
+        return None if text is None else json.loads(text)
+
+    def wait(self, predicate: Any, what: str, name: str) -> None:
+        deadline = time.monotonic() + BOUND
+        while not predicate():
+            assert self.thread.is_alive(), "the agent stopped"
+            assert time.monotonic() < deadline, (f"timed out waiting for {what}: label {self.label(name)}, "
+                                                 f"entry {self.entry(name)}")
+            time.sleep(0.05)
+
+    def wait_ready(self, name: str) -> None:
+        self.wait(lambda: self.label(name) == "Ready" and (self.entry(name) or {}).get("status") == "Ready",
+                  "Ready", name)
+
+
+def files_under(dest: Path) -> list[str]:
+    return sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and ".modelagent" not in p.parts)
+
+
+def add_model(fake_kube: Any, obj: dict[str, Any]) -> None:
+    obj = json.loads(json.dumps(obj))
+    del obj["metadata"]["uid"]
+    fake_kube.create("basemodels", obj, namespace="team")
+
+
+def test_e2e_agent_on_kubernetes_with_shapes_secrets_and_relabelling(fake_kube, kube_config_file, bucket, tmp_path):
     fake_kube.add_node(NODE, labels={"node.kubernetes.io/instance-type": "BM.GPU.GB200.4"})
     fake_kube.add_namespace("team")
     fake_kube.create("secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "oci-creds"},
                                  "stringData": {"fingerprint": "aa:bb"}}, namespace="team")
     root = tmp_path / "models"
-    settings = resolve({"node_name": NODE, "kubeconfig": str(kube_config_file), "models_root_dir": str(root),
-                        "port": "0", "progress_interval": "0.2", "download_retry": "1"},
-                       {"INSTANCE_TYPE_MAP": '{"BM.GPU.GB200.4": "H100"}'})
-    runner = AgentRunner(settings)
-    thread = threading.Thread(target=runner.run, name="agent", daemon=True)
-    thread.start()
-    label_key = ModelRef(kind="BaseModel", namespace="team", name="trt").label_key
-
-    def label() -> str | None:
-        return (fake_kube.get("nodes", NODE)["metadata"].get("labels") or {}).get(label_key)
-
-    def entry() -> dict | None:
-        if not fake_kube.exists("configmaps", NODE, namespace="ome"):
-            return None
-        text = (fake_kube.get("configmaps", NODE, namespace="ome").get("data") or {}).get("team.basemodel.trt")
-        return None if text is None else json.loads(text)
-
-    def wait(predicate: Any, what: str) -> None:
-        deadline = time.monotonic() + BOUND
-        while not predicate():
-            assert thread.is_alive(), "the agent stopped"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: label {label()}, entry {entry()}"
-            time.sleep(0.05)
-
-    try:
-        obj = trt(model("trt", OCI_URI, key="oci-creds", parameters={"auth": "UserPrincipal"}))
-        del obj["metadata"]["uid"]
-        fake_kube.create("basemodels", obj, namespace="team")
-        wait(lambda: label() == "Ready" and (entry() or {}).get("status") == "Ready", "Ready")
+    with AgentOnKube(fake_kube, kube_config_file, root, {"INSTANCE_TYPE_MAP": '{"BM.GPU.GB200.4": "H100"}'}) as agent:
+        add_model(fake_kube, trt(model("trt", OCI_URI, key="oci-creds", parameters={"auth": "UserPrincipal"})))
+        agent.wait_ready("trt")
         dest = root / "basemodels" / "team" / "trt"
-        on_disk = sorted(str(p.relative_to(dest)) for p in dest.rglob("*")
-                         if p.is_file() and ".modelagent" not in p.parts)
+        on_disk = files_under(dest)
         assert on_disk == ["H100/config.json", "H100/rank0.engine", "config.json", "tokenizer.json"]
         assert bucket.requests[-1].credentials == {"fingerprint": "aa:bb"}
         assert bucket.requests[-1].parameters == {"auth": "UserPrincipal"}
         who = {"model_type": "BaseModel", "namespace": "team", "name": "trt"}
-        text = runner.metrics.exposition()
+        text = agent.runner.metrics.exposition()
         assert metric(text, "model_agent_verifications_total", result="success", **who) == 1
         assert metric(text, "model_agent_download_bytes_total", **who) == sum(len(LISTING[p]) for p in on_disk)
 
         # The node is relabelled with another shape: the agent follows it.
         fake_kube.patch("nodes", NODE, {"metadata": {"labels": {"node.kubernetes.io/instance-type": "gd-8xl40-i128"}}})
-        wait(lambda: (dest / "L40" / "rank0.engine").is_file() and not (dest / "H100").exists()
-             and label() == "Ready", "the L40 shape")
+        agent.wait(lambda: (dest / "L40" / "rank0.engine").is_file() and not (dest / "H100").exists()
+                   and agent.label("trt") == "Ready", "the L40 shape", "trt")
         assert (dest / "tokenizer.json").is_file()
-    finally:
-        runner.stop_event.set()
-        thread.join(15)
-    assert not thread.is_alive()
+
+
+# ------------------------------------------------------------------------- end to end: s3:// against moto
+
+
+def test_e2e_s3_models_on_kubernetes(fake_kube, kube_config_file, moto_server, tmp_path):  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    for rel, data in LISTING.items():
+        s3.put_object(Bucket="models", Key=f"llama-trt/{rel}", Body=data)
+    fake_kube.add_node(NODE, labels={"node.kubernetes.io/instance-type": "p5.48xlarge"})
+    fake_kube.add_namespace("team")
+    fake_kube.create("secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds"},
+                                 "stringData": {"aws_access_key_id": ACCESS_KEY,
+                                                "aws_secret_access_key": SECRET_KEY}}, namespace="team")
+    root = tmp_path / "models"
+    parameters = {"endpoint": moto_server.endpoint, "region": "us-east-1"}
+    with AgentOnKube(fake_kube, kube_config_file, root, {}) as agent:
+        add_model(fake_kube, model("plain", "s3://models/llama-trt", key="s3-creds", parameters=parameters))
+        add_model(fake_kube, trt(model("trt", "s3://models/llama-trt", key="s3-creds", parameters=parameters)))
+        add_model(fake_kube, model("nokey", "s3://models/absent", key="no-such-secret", parameters=parameters))
+        agent.wait_ready("plain")
+        agent.wait_ready("trt")
+        agent.wait(lambda: agent.label("nokey") == "Failed", "nokey Failed", "nokey")
+        assert files_under(root / "basemodels" / "team" / "plain") == sorted(LISTING)
+        assert files_under(root / "basemodels" / "team" / "trt") == [
+            "H100/config.json", "H100/rank0.engine", "config.json", "tokenizer.json"]
+        for rel in LISTING:
+            if (root / "basemodels" / "team" / "plain" / rel).is_file():
+                assert (root / "basemodels" / "team" / "plain" / rel).read_bytes() == LISTING[rel]
+        assert agent.entry("nokey")["reason"] == "secret team/no-such-secret named by spec.storage.key does not exist"
+        text = agent.runner.metrics.exposition()
+        for name in ("plain", "trt"):
+            who = {"model_type": "BaseModel", "namespace": "team", "name": name}
+            assert metric(text, "model_agent_verifications_total", result="success", **who) == 1
+            assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 0
+        assert metric(text, "model_agent_download_bytes_total", model_type="BaseModel", namespace="team",
+                      name="plain") == sum(len(v) for v in LISTING.values())
+        assert metric(text, "model_agent_download_failures_by_reason_total", reason="credentials") == 1
+
+
+def test_e2e_s3_md5_mismatch_is_counted(make_gopher, sink, moto_server):  # noqa: F811
+    from modelagent.download import download
+
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/config.json", Body=b"{}")
+    s3.put_object(Bucket="models", Key="m/weights.bin", Body=b"w" * 4096)
+
+    def download_after_corruption(uri: str, dest: Any, **kwargs: Any) -> Any:
+        def corrupt(paths: list[str]) -> dict[str, str]:
+            # Between listing and transfer the object changes to other bytes of the same size, as a store
+            # that corrupted it would serve them: the listed ETag no longer matches.
+            s3.put_object(Bucket="models", Key="m/weights.bin", Body=b"x" * 4096)
+            return {}
+
+        return download(uri, dest, path_filter=corrupt, **kwargs)
+
+    metrics = Metrics()
+    secret = {"aws_access_key_id": b64(ACCESS_KEY), "aws_secret_access_key": b64(SECRET_KEY)}
+    gopher = make_gopher(metrics=metrics, download_retry=1, download=download_after_corruption,
+                         read_secret=lambda ns, name: secret)
+    obj = model("m", "s3://models/m", key="s3", parameters={"endpoint": moto_server.endpoint, "region": "us-east-1"})
+    run(gopher, TaskType.DOWNLOAD, obj)
+    assert sink.status(key_of(obj)) == "Failed"
+    assert "weights.bin" in sink.entries[key_of(obj)]["reason"]
+    text = metrics.exposition()
+    who = {"model_type": "BaseModel", "namespace": "team", "name": "m"}
+    assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 1
+    assert metric(text, "model_agent_verifications_total", result="failure", **who) == 1
