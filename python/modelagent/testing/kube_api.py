@@ -583,6 +583,14 @@ class FakeKubeAPI:
                 record.namespace = route.namespace
                 record.name = route.name
         except ApiError as exc:
+            # A real server authenticates and authorises before it looks for the resource: a service
+            # account asking for something it may not touch gets 403, not 404, even for kinds not served here.
+            if exc.code == 404:
+                try:
+                    record.user = self._authenticate(h, split.path)
+                    self._authorize_unserved(record, h.command, split.path, query)
+                except ApiError as denied:
+                    exc = denied
             self._log(record)
             self._send_error(h, record, exc)
             return
@@ -733,6 +741,31 @@ class FakeKubeAPI:
     def _served(self, group: str, plural: str, namespaced: bool) -> bool:
         rt = self._types.get(plural)
         return rt is not None and rt.group == group and rt.namespaced == namespaced
+
+    def _authorize_unserved(self, record: RequestRecord, method: str, path: str, query: dict[str, str]) -> None:
+        """RBAC check of a resource request for a kind this fake does not serve (403 when denied)."""
+        if record.user is None:
+            return
+        segments = [unquote(s) for s in path.split("/") if s]
+        if segments[:2] == ["api", "v1"]:
+            group, rest = "", segments[2:]
+        elif len(segments) >= 3 and segments[0] == "apis":
+            group, rest = segments[1], segments[3:]
+        else:
+            return
+        watch_prefix = bool(rest) and rest[0] == "watch"
+        rest = rest[1:] if watch_prefix else rest
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest:
+            return
+        plural, name = rest[0], rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else ""
+        verb = self._verb(method, _Route(name=name, watch_prefix=watch_prefix), query)
+        resource = f"{plural}/{subresource}" if subresource else plural
+        if not self.rbac.allowed(record.user, verb, group, resource, namespace, name):
+            raise forbidden(record.user, verb, group, plural, subresource, namespace, name)
 
     @staticmethod
     def _verb(method: str, route: _Route, query: dict[str, str]) -> str:
