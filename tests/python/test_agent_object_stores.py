@@ -32,13 +32,10 @@ from modelagent.agent.tasks import GopherTask, TaskType
 from modelagent.metrics import Metrics
 from modelagent.sources import SourcePlan, SourceRequest, register_source, unregister_source
 
-from modelagent.testing.s3_server import (  # noqa: F401 - pytest fixtures
-    ACCESS_KEY,
-    SECRET_KEY,
-    _moto_session_server,
-    moto_server,
-)
-from test_gopher import BOUND, RecordingSink, metric, model
+from modelagent.testing.oci_object_storage import fake_oci  # noqa: F401 - pytest fixture
+from modelagent.testing.s3_server import ACCESS_KEY, SECRET_KEY
+from modelagent.testing.s3_server import moto_server  # noqa: F401 - pytest fixture
+from test_gopher import BOUND, RecordingSink, metric, model, root, sink  # noqa: F401 - root, sink: fixtures
 
 OCI_URI = "oci://n/tenancy/b/models/o/llama-trt"
 S3_URI = "s3://models@us-east-1/llama-trt"
@@ -46,7 +43,7 @@ LISTING = {
     "config.json": b'{"model_type": "llama"}',
     "tokenizer.json": b'{"tokens": []}',
     "H100/config.json": b'{"shape": "H100"}',
-    "H100/rank0.engine": b"h100-engine" * 100,
+    "H100/rank0.engine": b"h100-engine" * 240_000,  # 2.6 MB: three 1 MiB parts when stored multipart
     "A100-80G/rank0.engine": b"a100-engine" * 100,
     "L40/rank0.engine": b"l40-engine" * 100,
 }
@@ -92,18 +89,6 @@ class StandInDownload:
             target.write_bytes(LISTING[rel])
         return SimpleNamespace(files=kept, bytes_fetched=sum(len(LISTING[p]) for p in kept), commit="snap-1",
                                snapshot="snap-1", unverified=list(self.unverified), source=uri.split(":", 1)[0])
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "models"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
 
 
 @pytest.fixture
@@ -568,3 +553,67 @@ def test_e2e_s3_md5_mismatch_is_counted(make_gopher, sink, moto_server):  # noqa
     who = {"model_type": "BaseModel", "namespace": "team", "name": "m"}
     assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 1
     assert metric(text, "model_agent_verifications_total", result="failure", **who) == 1
+
+
+# ---------------------------------------------------------- end to end: oci:// against the fake OCI service
+
+
+def put_oci_listing(store: Any) -> None:
+    """:data:`LISTING` under ``models/llama-trt/``: the H100 engine multipart-style (composite MD5),
+    tokenizer.json without any MD5 (unverifiable), the rest single-part."""
+    for rel, data in LISTING.items():
+        name = f"llama-trt/{rel}"
+        if rel == "H100/rank0.engine":
+            store.put_object("models", name, data, part_size=1 << 20)
+        elif rel == "tokenizer.json":
+            store.put_object("models", name, data, md5=False)
+        else:
+            store.put_object("models", name, data)
+
+
+def test_e2e_oci_tensorrtllm_model_on_an_h100_node(fake_kube, kube_config_file, fake_oci, tmp_path, caplog):
+    creds = fake_oci.add_user(tmp_path / "oci")
+    put_oci_listing(fake_oci)
+    fake_kube.add_node(NODE, labels={"node.kubernetes.io/instance-type": "BM.GPU.H100.8"})
+    fake_kube.add_namespace("team")
+    root = tmp_path / "models"
+    uri = f"oci://n/{fake_oci.namespace}/b/models/o/llama-trt"
+    parameters = {"auth": "UserPrincipal", "config_file": str(creds.config_file), "endpoint": fake_oci.url}
+    with caplog.at_level(logging.WARNING, logger="modelagent.agent.gopher"), \
+            AgentOnKube(fake_kube, kube_config_file, root, {}) as agent:
+        add_model(fake_kube, trt(model("trt", uri, parameters=parameters)))
+        agent.wait_ready("trt")
+        dest = root / "basemodels" / "team" / "trt"
+        assert files_under(dest) == ["H100/config.json", "H100/rank0.engine", "config.json", "tokenizer.json"]
+        for rel in files_under(dest):
+            assert (dest / rel).read_bytes() == LISTING[rel]
+        assert not fake_oci.find_requests(path="A100-80G/") and not fake_oci.find_requests(path="L40/")
+        who = {"model_type": "BaseModel", "namespace": "team", "name": "trt"}
+        text = agent.runner.metrics.exposition()
+        assert metric(text, "model_agent_verifications_total", result="success", **who) == 1
+        kept = ["H100/config.json", "H100/rank0.engine", "config.json", "tokenizer.json"]
+        assert metric(text, "model_agent_download_bytes_total", **who) == sum(len(LISTING[p]) for p in kept)
+    warned = [r.getMessage() for r in caplog.records if "checked by size only" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("tokenizer.json was checked by size only")
+
+
+def test_e2e_oci_md5_mismatch_and_missing_shape(make_gopher, sink, fake_oci, tmp_path):
+    creds = fake_oci.add_user(tmp_path / "oci")
+    put_oci_listing(fake_oci)
+    parameters = {"auth": "UserPrincipal", "config_file": str(creds.config_file), "endpoint": fake_oci.url}
+    uri = f"oci://n/{fake_oci.namespace}/b/models/o/llama-trt"
+    metrics = Metrics()
+    gopher = make_gopher(metrics=metrics, download_retry=1,
+                         node_labels=lambda: {"node.kubernetes.io/instance-type": "gd-8xh200ib-i128"})
+    fake_oci.corrupt_bytes(0, count=100, path=r"/o/llama-trt/config\.json$")
+    plain = model("plain", uri, parameters=parameters)
+    shaped = trt(model("h200", uri, parameters=parameters))
+    run(gopher, TaskType.DOWNLOAD, plain)
+    run(gopher, TaskType.DOWNLOAD, shaped)
+    assert sink.status(key_of(plain)) == "Failed" and "config.json" in sink.entries[key_of(plain)]["reason"]
+    text = metrics.exposition()
+    who = {"model_type": "BaseModel", "namespace": "team", "name": "plain"}
+    assert metric(text, "model_agent_md5_checksum_failed_total", **who) == 1
+    assert metric(text, "model_agent_verifications_total", result="failure", **who) == 1
+    assert sink.entries[key_of(shaped)]["reason"] == (
+        f"no files for shape H200 (instance type gd-8xh200ib-i128) under {uri}; shapes present: A100-80G, H100, L40")
