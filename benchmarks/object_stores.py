@@ -156,7 +156,8 @@ def _iso(ts: float) -> str:
 
 
 def _nginx_etag(obj: StoredObject) -> str:
-    """The ETag nginx sends for a static file (hex mtime - hex size), so listing and HEAD agree."""
+    """The ETag nginx sends for a static file (hex mtime - hex size, quoted): the listing gives the same value
+    as HEAD, and nginx matches If-Match only against it."""
     return f'"{int(obj.mtime):x}-{obj.size:x}"'
 
 
@@ -222,7 +223,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             if query.get("delimiter") == "/" and "/" in o.name[len(prefix):]:
                 prefixes.add(prefix + o.name[len(prefix):].split("/", 1)[0] + "/")
                 continue
-            summary = {"name": o.name, "size": o.size, "etag": _nginx_etag(o).strip('"'), "md5": o.oci_listing_md5,
+            summary = {"name": o.name, "size": o.size, "etag": _nginx_etag(o), "md5": o.oci_listing_md5,
                        "timeCreated": _iso(o.mtime), "timeModified": _iso(o.mtime), "storageTier": "Standard",
                        "archivalState": None}
             objects.append({k: v for k, v in summary.items() if k in fields})
@@ -480,6 +481,34 @@ if result.unverified:
 """
 
 
+ENGINE_CODE = """
+import json, sys
+from modelagent import _core
+options = _core.DownloadOptions()
+options.max_connections = int(sys.argv[3])
+_core.run_download(json.load(open(sys.argv[1])), sys.argv[2], options)
+"""
+
+
+def engine_plan(work: Path, store: str, stores: Stores) -> Path:
+    """The engine's plan for the same objects (URLs, sizes, MD5s), with a fixed Authorization header."""
+    entries = []
+    for o in stores.objects:
+        if store == "OCI":
+            url = f"{stores.oci_url}/n/{NAMESPACE}/b/{BUCKET}/o/{quote(o.name, safe='')}"
+            md5, parts = (o.oci_multipart_md5 or o.md5_b64).partition("-")[::2]
+            auth = "Signature bench"
+        else:
+            url = f"{stores.api.url}/{BUCKET}/{quote(o.name, safe='/')}"
+            md5, parts = o.s3_etag.strip('"').partition("-")[::2]
+            auth = "AWS4-HMAC-SHA256 bench"
+        digest = {"kind": "md5-multipart", "value": md5, "parts": int(parts)} if parts else {"kind": "md5", "value": md5}
+        entries.append({"path": o.path, "url": url, "size": o.size, "digest": digest, "headers": {"Authorization": auth}})
+    plan = work / f"engine-plan-{store.lower()}.json"
+    plan.write_text(json.dumps(entries, indent=1))
+    return plan
+
+
 def make_tools(names: list[str], stores: Stores, work: Path) -> list[Tool]:
     py = sys.executable
     oci_cfg = oci_config(work)
@@ -491,6 +520,9 @@ def make_tools(names: list[str], stores: Stores, work: Path) -> list[Tool]:
                                [py, "-c", MODELAGENT_CODE, oci_uri, "{dest}", json.dumps(
                                    {"auth": "UserPrincipal", "config_file": str(oci_cfg),
                                     "endpoint": stores.oci_url})]),
+        "engine-oci": Tool("modelagent engine (`_core.run_download`, script's plan, fixed auth header)", "OCI",
+                           "yes (MD5 / multipart MD5 of every byte), fsync",
+                           [py, "-c", ENGINE_CODE, str(engine_plan(work, "OCI", stores)), "{dest}", str(CONCURRENCY)]),
         "oci-cli": Tool(f"oci CLI `os object bulk-download` ({CONCURRENCY} parallel ops)", "OCI",
                         "no (bytes written as streamed, MD5 headers ignored)",
                         [oci_bin, "--config-file", str(oci_cfg), "--endpoint", stores.oci_url, "os", "object",
@@ -500,6 +532,9 @@ def make_tools(names: list[str], stores: Stores, work: Path) -> list[Tool]:
         "modelagent-s3": Tool("modelagent `s3://`", "S3", "yes (ETag MD5 / multipart MD5 of every byte), fsync",
                               [py, "-c", MODELAGENT_CODE, s3_uri, "{dest}", json.dumps(
                                   {"endpoint": stores.api.url, "region": REGION, "path_style": "true"})]),
+        "engine-s3": Tool("modelagent engine (`_core.run_download`, script's plan, fixed auth header)", "S3",
+                          "yes (MD5 / multipart MD5 of every byte), fsync",
+                          [py, "-c", ENGINE_CODE, str(engine_plan(work, "S3", stores)), "{dest}", str(CONCURRENCY)]),
         "boto3": Tool(f"boto3 `download_file` per object, TransferConfig(max_concurrency={CONCURRENCY})", "S3",
                       "no (ETag only sent as If-Match; no checksum on ranged GETs)",
                       [py, "-c", BOTO3_CODE, stores.api.url, BUCKET, PREFIX, "{dest}", str(CONCURRENCY)]),
@@ -596,6 +631,19 @@ def table(store: str, tools: list[Tool], dd: list[_dl.Outcome]) -> str:
     return "\n".join(lines)
 
 
+def versions() -> str:
+    from importlib import metadata
+
+    found = []
+    for dist in ("modelagent", "oci-cli", "oci", "boto3", "s3transfer", "awscli"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{dist} absent")
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+    return ", ".join(found + [f"nginx {nginx}"])
+
+
 def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -607,8 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-gb", type=float, default=2.0, help="model size in GB (10^9 bytes)")
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tools", default="modelagent-oci,oci-cli,modelagent-s3,boto3,aws-cli",
-                        help="comma list of modelagent-oci, oci-cli, modelagent-s3, boto3, aws-cli")
+    parser.add_argument("--tools", default="modelagent-oci,engine-oci,oci-cli,modelagent-s3,engine-s3,boto3,aws-cli",
+                        help="comma list of modelagent-oci, engine-oci, oci-cli, modelagent-s3, engine-s3, boto3, "
+                             "aws-cli")
     parser.add_argument("--no-dd", action="store_true", help="skip the dd reference")
     parser.add_argument("--clean", action="store_true", help="delete --workdir (the model) at the end")
     parser.add_argument("--timeout", type=float, default=1800, help="per run, seconds")
@@ -630,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {len(objects)} objects, {total / 1e9:.2f} GB; multipart-style: "
           f"OCI {sum(1 for o in objects if o.oci_multipart_md5)} (128 MiB parts), "
           f"S3 {sum(1 for o in objects if '-' in o.s3_etag)} (8 MiB parts); {args.repeats} runs per tool")
+    print(f"versions: {versions()}")
     print(f"load average at start: {load()}")
     env = dict(os.environ, OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING="True", **s3_env(args.workdir))
     dd: list[_dl.Outcome] = []
