@@ -617,3 +617,39 @@ def test_e2e_oci_md5_mismatch_and_missing_shape(make_gopher, sink, fake_oci, tmp
     assert metric(text, "model_agent_verifications_total", result="failure", **who) == 1
     assert sink.entries[key_of(shaped)]["reason"] == (
         f"no files for shape H200 (instance type gd-8xh200ib-i128) under {uri}; shapes present: A100-80G, H100, L40")
+
+
+def test_e2e_standalone_once_takes_the_shape_from_the_files_node(moto_server, tmp_path, monkeypatch):  # noqa: F811
+    import io
+
+    from modelagent.agent.config import resolve
+    from modelagent.agent.runner import AgentRunner
+
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    for rel, data in LISTING.items():
+        s3.put_object(Bucket="models", Key=f"llama-trt/{rel}", Body=data)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    models = tmp_path / "models.yaml"
+    models.write_text(f"""
+kind: Node
+metadata:
+  labels:
+    node.kubernetes.io/instance-type: BM.GPU.A100-v2.8
+---
+kind: BaseModel
+metadata: {{name: trt, namespace: team}}
+spec:
+  modelFormat: {{name: tensorrtllm}}
+  storage:
+    storageUri: s3://models/llama-trt
+    parameters: {{endpoint: "{moto_server.endpoint}", region: us-east-1}}
+""")
+    root = tmp_path / "root"
+    settings = resolve({"standalone": str(models), "once": True, "models_root_dir": str(root), "port": "0"}, {})
+    out = io.StringIO()
+    assert AgentRunner(settings, stdout=out).run() == 0, out.getvalue()
+    assert files_under(root / "basemodels" / "team" / "trt") == [
+        "A100-80G/rank0.engine", "config.json", "tokenizer.json"]
+    assert "team.basemodel.trt  Ready" in out.getvalue()

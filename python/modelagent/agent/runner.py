@@ -125,12 +125,19 @@ class AgentRunner:
 
     def _node_labels(self) -> dict[str, str] | None:
         """This node's labels as the model source knows them now (the Scout's watched Node; standalone: the
-        synthetic node's labels)."""
+        synthetic node's labels, including those of a ``kind: Node`` document in the models file)."""
         source = self.source
         if source is None:
             return None
         if self.settings.is_standalone:
-            node = source.node({})
+            from modelagent.agent.file_source import ModelFileError, load_models_file
+
+            assert self.settings.standalone is not None
+            try:
+                _, labels = load_models_file(self.settings.standalone)
+            except ModelFileError:
+                labels = {}  # the source reports the file's problem; the synthetic node keeps its own labels
+            node = source.node(labels)
         else:
             node = source.node()
         labels = ((node or {}).get("metadata") or {}).get("labels")
