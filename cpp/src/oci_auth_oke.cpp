@@ -38,8 +38,7 @@ class OkeWorkloadIdentity : public SessionTokenPrincipal {
     if (!std::ifstream(ca_path_)) {
       throw CredentialsError("OKE workload identity: cannot read the service-account CA " + ca_path_);
     }
-    start();
-    tenancy_ = jwt_claim(current_token(), "res_tenant");
+    tenancy_ = jwt_claim(start(), "res_tenant");
     region_ = settings.region;
     if (region_.empty()) region_ = region_from_short_code(env("OCI_RESOURCE_PRINCIPAL_REGION"));
     if (region_.empty()) region_ = metadata_region(settings);

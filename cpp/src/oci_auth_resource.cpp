@@ -49,8 +49,7 @@ class ResourcePrincipal : public SessionTokenPrincipal {
     if (region_.empty()) {
       throw CredentialsError("resource principal: OCI_RESOURCE_PRINCIPAL_REGION is not set (or set parameters.region)");
     }
-    start();
-    tenancy_ = jwt_claim(current_token(), "res_tenant");
+    tenancy_ = jwt_claim(start(), "res_tenant");
   }
 
   std::string describe() const override { return "OCI resource principal (OCI_RESOURCE_PRINCIPAL_RPST)"; }

@@ -37,11 +37,12 @@ std::string jwt_claim(const std::string& token, const std::string& claim) {
   return (*payload)[claim].get<std::string>();
 }
 
-void SessionTokenPrincipal::start() {
+std::string SessionTokenPrincipal::start() {
   std::lock_guard<std::mutex> fetch(fetch_mutex_);
   auto fresh = std::make_shared<const Session>(fetch_session());
   std::lock_guard<std::mutex> state(state_mutex_);
-  session_ = std::move(fresh);
+  session_ = fresh;
+  return fresh->token;
 }
 
 std::shared_ptr<const SessionTokenPrincipal::Session> SessionTokenPrincipal::valid_session() const {

@@ -121,8 +121,9 @@ class SessionTokenPrincipal : public Principal {
   // Produces a new session (new key, new token). Called with the fetch lock held, so subclasses may
   // update mutable state of their own there.
   virtual Session fetch_session() const = 0;
-  // Subclasses call this at the end of construction so bad credentials fail at creation time.
-  void start();
+  // Subclasses call this at the end of construction so bad credentials fail at creation time; returns
+  // the first session's token.
+  std::string start();
 
  private:
   std::shared_ptr<const Session> valid_session() const;
