@@ -127,7 +127,7 @@ void register_s3(py::module_& m) {
           config = s3::resolve_config(*s3uri, sp);
           s3::ChainInputs chain;
           chain.secret = credentials;
-          chain.profile = config.profile;
+          chain.profile = sp.profile;
           chain.region = config.region;
           chain.http = http;
           chain.retry = retry_from(http);

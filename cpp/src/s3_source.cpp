@@ -231,8 +231,8 @@ std::vector<ObjectInfo> Client::list_objects(int max_keys) const {
   std::vector<ObjectInfo> out;
   std::string token;
   for (int page = 0;; ++page) {
-    std::string url = config_.bucket_url() + "?list-type=2&encoding-type=url&max-keys=" + std::to_string(max_keys) +
-                      "&prefix=" + uri_encode(prefix, false);
+    std::string url = config_.bucket_url() + "?list-type=2&encoding-type=url&max-keys=" + std::to_string(max_keys);
+    if (!prefix.empty()) url += "&prefix=" + uri_encode(prefix, false);
     if (!token.empty()) url += "&continuation-token=" + uri_encode(token, false);
     HttpRequest request;
     request.url = url;

@@ -136,17 +136,26 @@ class MotoServer:
         self.stop()
 
 
-@pytest.fixture(scope="session")
-def _moto_session_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
+_session_server: MotoServer | None = None
 
 
 @pytest.fixture
-def moto_server(_moto_session_server: MotoServer) -> Iterator[MotoServer]:
-    """A running ``moto_server`` with empty state for this test."""
-    _moto_session_server.reset()
-    yield _moto_session_server
+def moto_server(request: pytest.FixtureRequest) -> Iterator[MotoServer]:
+    """A running ``moto_server`` with empty state for this test (one process per pytest session,
+    stopped when the session ends)."""
+    global _session_server
+    if _session_server is None:
+        server = MotoServer().start()
+        request.config.add_cleanup(server.stop)
+        _session_server = server
+
+        def forget() -> None:
+            global _session_server
+            _session_server = None
+
+        request.config.add_cleanup(forget)
+    _session_server.reset()
+    yield _session_server
 
 
 @pytest.fixture
