@@ -5,9 +5,13 @@ moto's STS, and the errors for wrong credentials and missing buckets."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import http.server
 import json
 import os
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -362,3 +366,105 @@ def test_boto3_is_the_reference_for_what_was_uploaded(moto_server: MotoServer) -
     p = plan(moto_server, "s3://ref/p")
     ours = {f["path"]: (f["size"], f'"{f["digest"]["value"]}"') for f in p.files}
     assert ours == theirs
+
+
+def test_kms_encrypted_objects_are_unverifiable_with_the_reason(moto_server: MotoServer,  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/kms.bin", Body=data(1000, 5), ServerSideEncryption="aws:kms")
+    s3.put_object(Bucket="models", Key="m/sse-s3.bin", Body=data(1000, 6), ServerSideEncryption="AES256")
+    p = plan(moto_server, "s3://models/m")
+    by_path = {f["path"]: f for f in p.files}
+    assert by_path["kms.bin"]["digest"]["kind"] == "none"
+    assert by_path["sse-s3.bin"]["digest"]["kind"] == "md5"
+    assert len(p.unverifiable) == 1
+    assert p.unverifiable[0][0] == "kms.bin"
+    assert "SSE-KMS" in p.unverifiable[0][1]
+    report = modelagent.run_download(p.files, tmp_path / "d", options())
+    assert {f.path: f.verified for f in report.files} == {"kms.bin": False, "sse-s3.bin": True}
+    assert (tmp_path / "d" / "kms.bin").read_bytes() == data(1000, 5)
+
+
+def test_archived_objects_fail_naming_the_key(moto_server: MotoServer) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/config.json", Body=b"{}")
+    s3.put_object(Bucket="models", Key="m/old.bin", Body=b"x", StorageClass="DEEP_ARCHIVE")
+    with pytest.raises(modelagent.DownloadError, match=r"s3://models/m/old\.bin is in the DEEP_ARCHIVE storage class"):
+        plan(moto_server, "s3://models/m")
+
+
+class _FakeSts(http.server.ThreadingHTTPServer):
+    """An STS endpoint answering AssumeRoleWithWebIdentity with keys that expire after `lifetime`."""
+
+    daemon_threads = True
+
+    def __init__(self, lifetime: datetime.timedelta) -> None:
+        super().__init__(("127.0.0.1", 0), _StsHandler)
+        self.lifetime = lifetime
+        self.tokens: list[str] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+
+class _StsHandler(http.server.BaseHTTPRequestHandler):
+    server: _FakeSts
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_POST(self) -> None:
+        form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        assert form["Action"] == ["AssumeRoleWithWebIdentity"]
+        assert "Authorization" not in self.headers
+        with self.server.lock:
+            self.server.tokens.append(form["WebIdentityToken"][0])
+            n = len(self.server.tokens)
+        expires = (datetime.datetime.now(datetime.timezone.utc) + self.server.lifetime).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = (f"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                f"<AccessKeyId>ASIAFAKE{n:04d}</AccessKeyId><SecretAccessKey>s{n}</SecretAccessKey>"
+                f"<SessionToken>token-{n}</SessionToken><Expiration>{expires}</Expiration></Credentials>"
+                f"</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize(("lifetime_minutes", "many_calls"), [(60, False), (2, True)])
+def test_web_identity_keys_are_cached_until_five_minutes_before_expiry(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    lifetime_minutes: int, many_calls: bool,
+) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    for i in range(4):
+        s3.put_object(Bucket="models", Key=f"m/{i}.bin", Body=data(3000, i))
+    sts = _FakeSts(datetime.timedelta(minutes=lifetime_minutes))
+    thread = threading.Thread(target=sts.serve_forever, daemon=True)
+    thread.start()
+    try:
+        token = tmp_path / "token"
+        token.write_text("first-token")
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+        monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.endpoint)
+        p = plan(moto_server, "s3://models/m", credentials={})
+        token.write_text("rotated-token")  # Kubernetes rotates the projected token file
+        modelagent.run_download(p.files, tmp_path / "d", options())
+    finally:
+        sts.shutdown()
+        sts.server_close()
+    if many_calls:
+        # Keys that expire within the refresh margin are fetched again for every request (list, 4 HEADs,
+        # 4 GETs), and the rotated token is read from the file.
+        assert len(sts.tokens) >= 9
+        assert sts.tokens[0] == "first-token"
+        assert sts.tokens[-1] == "rotated-token"
+    else:
+        assert sts.tokens == ["first-token"]
