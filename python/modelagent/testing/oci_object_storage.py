@@ -53,14 +53,15 @@ from modelagent.testing._http import (
     RequestRecord,
     ServerThread,
 )
-from modelagent.testing._oci_signature import SignatureError, user_key_id, verify_request
+from modelagent.testing._oci_signature import SignatureError, verify_request
+from modelagent.testing.oci_identity import OciUserCredentials, write_oci_config
 
 __all__ = [
-    "Fault",
     "FakeObjectStorage",
+    "Fault",
     "OciObject",
+    "OciUserCredentials",
     "RequestRecord",
-    "UserCredentials",
     "fake_oci",
 ]
 
@@ -119,21 +120,6 @@ class OciObject:
     def read(self) -> bytes:
         """The whole content (for small objects in tests)."""
         return self.source.read(0, self.size)
-
-
-@dataclasses.dataclass(frozen=True)
-class UserCredentials:
-    """A user principal made by :meth:`FakeObjectStorage.add_user`."""
-
-    config_file: Path
-    profile: str
-    key_file: Path
-    tenancy: str
-    user: str
-    fingerprint: str
-    key_id: str
-    region: str
-    private_key: Any
 
 
 def _digests(source: BodySource, part_size: int | None) -> tuple[str, list[bytes]]:
@@ -276,41 +262,12 @@ class FakeObjectStorage:
         with self._lock:
             self._key_lookups.append(lookup)
 
-    def add_user(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        tenancy: str = "ocid1.tenancy.oc1..faketenancy",
-        user: str = "ocid1.user.oc1..fakeuser",
-        region: str = "us-ashburn-1",
-        profile: str = "DEFAULT",
-    ) -> UserCredentials:
-        """Create an RSA API key for a user, register it, and write ``<directory>/config`` and
-        ``<directory>/key.pem`` as the OCI CLI expects them. Returns what a test needs to use them."""
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        from modelagent.testing._oci_signature import key_fingerprint
-
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_file = folder / "key.pem"
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        key_file.chmod(0o600)
-        fingerprint = key_fingerprint(key.public_key())
-        config = folder / "config"
-        config.write_text(
-            f"[{profile}]\nuser={user}\nfingerprint={fingerprint}\ntenancy={tenancy}\nregion={region}\n"
-            f"key_file={key_file}\n"
-        )
-        key_id = user_key_id(tenancy, user, key.public_key())
-        self.add_key(key_id, key.public_key())
-        return UserCredentials(config, profile, key_file, tenancy, user, fingerprint, key_id, region, key)
+    def add_user(self, directory: str | os.PathLike[str], **kwargs: Any) -> OciUserCredentials:
+        """Write an OCI config file and API key under ``directory`` (keyword arguments as for
+        :func:`modelagent.testing.oci_identity.write_oci_config`) and accept that key's signatures."""
+        credentials = write_oci_config(directory, **kwargs)
+        self.add_key(credentials.key_id, credentials.private_key.public_key())
+        return credentials
 
     def _lookup_key(self, key_id: str) -> Any:
         with self._lock:
