@@ -49,6 +49,7 @@ _REASON_BY_TYPE: tuple[tuple[type[BaseException], str], ...] = (
     (_core.DiskSpaceError, "disk_space"),
     (_core.UnsafePathError, "unsafe_path"),
     (_core.CancelledError, "cancelled"),
+    (_core.CredentialsError, "credentials"),
     (_core.DownloadError, "download"),
     (_core.InvalidStorageUri, "invalid_storage_uri"),
     (_core.ModelConfigError, "model_config"),

@@ -71,6 +71,16 @@ def test_progress_rules(tmp_path: Path) -> None:
     assert "reason" not in json.loads(status_file(tmp_path)[BM.configmap_key])
 
 
+def test_ready_keeps_a_note_and_updating_drops_it(tmp_path: Path) -> None:
+    sink = FileStatusSink(tmp_path)
+    sink.set_status(BM, "Updating")
+    note = "1 file(s) checked by size only, no digest: a.bin (multipart object without opc-meta-md5)"
+    sink.set_status(BM, "Ready", reason=note)
+    assert json.loads(status_file(tmp_path)[BM.configmap_key]) == {"name": "llama", "status": "Ready", "reason": note}
+    sink.set_status(BM, "Updating")
+    assert "reason" not in json.loads(status_file(tmp_path)[BM.configmap_key])
+
+
 def test_remove(tmp_path: Path) -> None:
     sink = FileStatusSink(tmp_path)
     sink.set_status(BM, "Ready")

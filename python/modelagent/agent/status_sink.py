@@ -92,12 +92,13 @@ def entry_json(entry: Mapping[str, Any], key: str) -> str:
 
 
 def with_status(entry: Mapping[str, Any] | None, ref: ModelRef, status: str, reason: str | None) -> dict[str, Any]:
-    """``entry`` (or a new one) with ``status``; ``reason`` kept only on Failed; progress dropped when final."""
+    """``entry`` (or a new one) with ``status``; ``reason`` kept on Failed (why) and Ready (a note, e.g. files
+    that could only be checked by size); progress dropped when final."""
     out = copy.deepcopy(dict(entry)) if entry else {}
     out["name"] = ref.name
     out["status"] = status
     out.pop("reason", None)
-    if status == "Failed" and reason:
+    if status in ("Failed", "Ready") and reason:
         out["reason"] = reason
     if status in FINAL_STATUSES:
         out.pop("progress", None)
