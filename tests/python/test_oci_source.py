@@ -4,6 +4,7 @@ in an OCI config file): every request signed by the C++ signer and verified by t
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import modelagent
 from modelagent import _core
 from modelagent.sources.base import SourceRequest
 from modelagent.sources.oci import OciSource
-from modelagent.testing.oci_object_storage import FakeObjectStorage, UserCredentials
+from modelagent.testing.oci_identity import FakeInstanceIdentity
+from modelagent.testing.oci_object_storage import FakeObjectStorage, OciUserCredentials
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,11 +32,11 @@ def store(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def creds(store: FakeObjectStorage, tmp_path: Path) -> UserCredentials:
+def creds(store: FakeObjectStorage, tmp_path: Path) -> OciUserCredentials:
     return store.add_user(tmp_path / "oci-config")
 
 
-def params(store: FakeObjectStorage, creds: UserCredentials, **extra: str) -> dict[str, str]:
+def params(store: FakeObjectStorage, creds: OciUserCredentials, **extra: str) -> dict[str, str]:
     return {"auth": "UserPrincipal", "config_file": str(creds.config_file), "endpoint": store.url, **extra}
 
 
@@ -56,7 +58,7 @@ def download(store, creds, uri, dest, **kwargs):
 # ---- URIs, listing, mapping ----------------------------------------------------------------------
 
 
-def test_three_uri_forms_and_namespace_lookup(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_three_uri_forms_and_namespace_lookup(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "models/llama/config.json", b'{"model_type": "llama"}')
     store.put_object("bkt", "models/llama/sub/w.bin", b"\x00" * 1000)
     for i, uri in enumerate(
@@ -73,7 +75,7 @@ def test_three_uri_forms_and_namespace_lookup(store: FakeObjectStorage, creds: U
         assert all(key == creds.key_id for _, key, _ in store.auth_log)
 
 
-def test_pagination_over_many_objects(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_pagination_over_many_objects(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     expected = {f"shard-{i:03d}.bin": bytes([i]) * (100 + i) for i in range(25)}
     for name, data in expected.items():
         store.put_object("bkt", f"big/{name}", data)
@@ -87,7 +89,7 @@ def test_pagination_over_many_objects(store: FakeObjectStorage, creds: UserCrede
     assert all("fields=name%2Csize%2Cetag%2Cmd5" in r.query for r in lists)
 
 
-def test_folder_markers_and_prefix_only_at_start(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_folder_markers_and_prefix_only_at_start(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/", b"")
     store.put_object("bkt", "m/sub/", b"")
     store.put_object("bkt", "m/a.txt", b"a")
@@ -100,7 +102,7 @@ def test_folder_markers_and_prefix_only_at_start(store: FakeObjectStorage, creds
     assert not (tmp_path / "d/c.txt").exists()
 
 
-def test_unsafe_object_name_rejected_before_any_write(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_unsafe_object_name_rejected_before_any_write(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/ok.txt", b"ok")
     store.put_object("bkt", "m/../../escape.txt", b"evil")
     with pytest.raises(modelagent.UnsafePathError, match=r"'m/\.\./\.\./escape\.txt'"):
@@ -109,7 +111,7 @@ def test_unsafe_object_name_rejected_before_any_write(store: FakeObjectStorage, 
     assert not object_gets(store)
 
 
-def test_empty_prefix_is_a_clear_error(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_empty_prefix_is_a_clear_error(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "models/llama2/x", b"x")
     with pytest.raises(modelagent.DownloadError, match=r"no objects under oci://n/fakens/b/bkt/o/models/llama/"):
         download(store, creds, "oci://bkt/models/llama", tmp_path / "d")
@@ -118,7 +120,7 @@ def test_empty_prefix_is_a_clear_error(store: FakeObjectStorage, creds: UserCred
 # ---- ranges and verification ---------------------------------------------------------------------
 
 
-def test_ranged_parallel_download_and_multipart_md5(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_ranged_parallel_download_and_multipart_md5(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     data = bytes((i * 7) & 0xFF for i in range(5 * MiB + 123))
     source_file = tmp_path / "src.bin"
     source_file.write_bytes(data)
@@ -136,10 +138,11 @@ def test_ranged_parallel_download_and_multipart_md5(store: FakeObjectStorage, cr
     assert all(f.verified for f in report.files)
     ranges = sorted(r.range for r in object_gets(store, "multi") if r.range)
     assert len(ranges) == 6 and ranges[0] == "bytes=0-1048575"
-    assert all(r.headers.get("if-match") == store.get_object("bkt", "m/multi.safetensors").etag for r in object_gets(store))
+    etags = {o.name: o.etag for o in store.objects("bkt")}
+    assert all(r.headers.get("if-match") == etags[r.path.split("/o/", 1)[1]] for r in object_gets(store))
 
 
-def test_opc_meta_md5_wins_and_unverifiable_is_reported(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_opc_meta_md5_wins_and_unverifiable_is_reported(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/meta.bin", b"m" * 5000, part_size=1000, meta_md5=True)
     store.put_object("bkt", "m/bare.bin", b"b" * 10, md5=False)
     result = download(store, creds, "oci://bkt/m", tmp_path / "d")
@@ -154,7 +157,7 @@ def test_opc_meta_md5_wins_and_unverifiable_is_reported(store: FakeObjectStorage
         download(store, creds, "oci://bkt/w", tmp_path / "w")
 
 
-def test_corruption_is_refetched_then_fails_when_persistent(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_corruption_is_refetched_then_fails_when_persistent(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB
     store.put_object("bkt", "m/x.bin", data)
     store.corrupt_bytes(offset=1000, count=1, path="x.bin")
@@ -173,13 +176,15 @@ def test_corruption_is_refetched_then_fails_when_persistent(store: FakeObjectSto
 # ---- credentials ---------------------------------------------------------------------------------
 
 
-def test_bad_signature_and_clock_skew_are_clear_errors(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_bad_signature_and_clock_skew_are_clear_errors(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/a", b"a")
     store.remove_key(creds.key_id)
     with pytest.raises(modelagent.CredentialsError) as bad:
         download(store, creds, "oci://bkt/m", tmp_path / "d")
     message = str(bad.value)
-    assert "NotAuthenticated" in message and "opc-request-id fake-oci-" in message and "bkt" in message
+    assert "NotAuthenticated" in message and "opc-request-id fake-oci-" in message and "GetNamespace" in message
+    with pytest.raises(modelagent.CredentialsError, match=r"namespace 'fakens', bucket 'bkt'"):
+        download(store, creds, f"oci://n/{NS}/b/bkt/o/m", tmp_path / "d")
     store.add_key(creds.key_id, creds.private_key.public_key())
 
     store.clock_offset = 360
@@ -191,7 +196,7 @@ def test_bad_signature_and_clock_skew_are_clear_errors(store: FakeObjectStorage,
 
 
 def test_key_revoked_between_listing_and_data_is_a_credentials_error(
-    store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path
+    store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path
 ) -> None:
     store.put_object("bkt", "m/a", b"a" * 100)
     store.on_request(lambda _r: store.remove_key(creds.key_id), path="/o/m")
@@ -199,7 +204,7 @@ def test_key_revoked_between_listing_and_data_is_a_credentials_error(
         download(store, creds, "oci://bkt/m", tmp_path / "d")
 
 
-def test_rate_limits_and_server_errors_are_retried(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_rate_limits_and_server_errors_are_retried(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/a.bin", b"a" * 5000)
     store.rate_limit(count=2, retry_after=0, path=r"/b/bkt/o$")
     store.server_error(count=2, status=503, path="a.bin")
@@ -209,7 +214,7 @@ def test_rate_limits_and_server_errors_are_retried(store: FakeObjectStorage, cre
     assert result.files[0].downloaded
 
 
-def test_object_deleted_or_replaced_during_download(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_object_deleted_or_replaced_during_download(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/a.bin", b"a" * 100)
     store.on_request(lambda _r: store.delete_object("bkt", "m/a.bin"), path="/o/m/a.bin")
     with pytest.raises(modelagent.HttpStatusError, match="'m/a.bin' in bucket 'bkt' was deleted during the download"):
@@ -228,17 +233,22 @@ def test_object_deleted_or_replaced_during_download(store: FakeObjectStorage, cr
 
 
 def test_cancel_then_resume_does_not_refetch_finished_ranges(
-    store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path
+    store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path
 ) -> None:
     data = bytes((i * 13) & 0xFF for i in range(4 * MiB))
     store.put_object("bkt", "m/w.bin", data)
     cancel = modelagent.CancelToken()
+    third = f"bytes={2 * MiB}-{3 * MiB - 1}"
+    store.throttle(2 * MiB)  # each 1 MiB range takes about half a second
 
-    def cancel_at_third_range(record) -> None:
-        if record.range == f"bytes={2 * MiB}-{3 * MiB - 1}":
-            cancel.cancel()
+    def cancel_at_third_range() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r.range == third for r in store.requests):
+            time.sleep(0.005)
+        cancel.cancel()
 
-    store.on_request(cancel_at_third_range, count=10, path="w.bin")
+    watcher = threading.Thread(target=cancel_at_third_range)
+    watcher.start()
     options = fast_options(chunk_size=1 * MiB, connections_per_file=1, max_connections=1)
     outcome: dict[str, BaseException] = {}
 
@@ -251,6 +261,7 @@ def test_cancel_then_resume_does_not_refetch_finished_ranges(
     worker = threading.Thread(target=run)
     worker.start()
     worker.join(60)
+    watcher.join(30)
     assert not worker.is_alive()
     assert isinstance(outcome.get("error"), modelagent.CancelledError)
     assert not (tmp_path / "d/w.bin").exists()
@@ -258,14 +269,14 @@ def test_cancel_then_resume_does_not_refetch_finished_ranges(
     assert f"bytes=0-{MiB - 1}" in first
 
     store.clear_requests()
-    store.clear_faults()
+    store.throttle(None)
     download(store, creds, "oci://bkt/m", tmp_path / "d", options=options)
     assert (tmp_path / "d/w.bin").read_bytes() == data
     second = [r.range for r in object_gets(store, "w.bin")]
     assert second and not any(r and r.startswith(("bytes=0-", f"bytes={MiB}-")) for r in second), second
 
 
-def test_rerun_on_unchanged_destination_fetches_nothing(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_rerun_on_unchanged_destination_fetches_nothing(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/a.bin", b"a" * 3000)
     store.put_object("bkt", "m/b.bin", b"b" * 3000, part_size=1000)
     first = download(store, creds, "oci://bkt/m", tmp_path / "d")
@@ -279,7 +290,7 @@ def test_rerun_on_unchanged_destination_fetches_nothing(store: FakeObjectStorage
     assert third.snapshot != first.snapshot and third.downloaded == ["a.bin"]
 
 
-def test_archived_objects_fail_clearly(store: FakeObjectStorage, creds: UserCredentials, tmp_path: Path) -> None:
+def test_archived_objects_fail_clearly(store: FakeObjectStorage, creds: OciUserCredentials, tmp_path: Path) -> None:
     store.put_object("bkt", "m/cold.bin", b"c", storage_tier="Archive", archival_state="Archived")
     store.put_object("bkt", "m/ok.bin", b"o")
     with pytest.raises(modelagent.DownloadError, match="Archive tier.*'m/cold.bin'"):
@@ -288,7 +299,7 @@ def test_archived_objects_fail_clearly(store: FakeObjectStorage, creds: UserCred
     assert [f.path for f in result.files] == ["ok.bin"]
 
 
-def test_parameters_are_validated(store: FakeObjectStorage, creds: UserCredentials) -> None:
+def test_parameters_are_validated(store: FakeObjectStorage, creds: OciUserCredentials) -> None:
     source = OciSource()
     with pytest.raises(ValueError, match="list_page_size"):
         source.plan(SourceRequest(uri="oci://bkt/m", parameters=params(store, creds, list_page_size="0")))
@@ -297,3 +308,19 @@ def test_parameters_are_validated(store: FakeObjectStorage, creds: UserCredentia
     with pytest.raises(modelagent.InvalidStorageUri):
         source.plan(SourceRequest(uri="oci://n/ns/b", parameters=params(store, creds)))
     assert _core.oci_endpoint("", "eu-frankfurt-1") == "https://objectstorage.eu-frankfurt-1.oraclecloud.com"
+
+
+def test_instance_principal_end_to_end(store: FakeObjectStorage, tmp_path: Path) -> None:
+    store.put_object("bkt", "m/config.json", b"{}")
+    store.put_object("bkt", "m/w.bin", b"w" * 24576, part_size=8192)
+    with FakeInstanceIdentity(region="phx") as identity:
+        store.add_key_lookup(identity.key_lookup)
+        parameters = {**identity.principal_kwargs(), "endpoint": store.url}  # auth defaults to InstancePrincipal
+        result = modelagent.download("oci://bkt/m", tmp_path / "d", progress=False, parameters=parameters,
+                                     options=fast_options())
+        assert identity.federation.token_requests >= 1
+    assert sorted(f.path for f in result.files) == ["config.json", "w.bin"]
+    assert (tmp_path / "d/w.bin").read_bytes() == b"w" * 24576
+    keys = {key for _, key, _ in store.auth_log}
+    assert len(keys) == 1 and next(iter(keys)).startswith("ST$")
+    assert result.unverified == []
