@@ -14,6 +14,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
@@ -49,14 +50,14 @@ def options(**kw: object) -> _core.DownloadOptions:
     return _core.DownloadOptions(**kw)
 
 
-def keys_of(server: MotoServer) -> dict[str, str]:
-    return {"aws_access_key_id": "AKIDSECRETDATA", "aws_secret_access_key": "secret-data-key"}
+SECRET_DATA = {"aws_access_key_id": "AKIDSECRETDATA", "aws_secret_access_key": "secret-data-key"}
+"""Secret data for the moto server that does not check signatures."""
 
 
 def plan(server: MotoServer, uri: str, *, credentials: dict[str, str] | None = None, **parameters: str):
     parameters.setdefault("endpoint", server.endpoint)
     request = SourceRequest(uri=uri, parameters=parameters, credentials=credentials if credentials is not None
-                            else keys_of(server), options=options())
+                            else dict(SECRET_DATA), options=options())
     return S3Source().plan(request)
 
 
@@ -155,7 +156,7 @@ def test_include_and_exclude_patterns(moto_server: MotoServer) -> None:  # noqa:
     for key in ["m/a.safetensors", "m/b.bin", "m/c.json"]:
         s3.put_object(Bucket="models", Key=key, Body=b"x")
     request = SourceRequest(uri="s3://models/m", include=["*.safetensors", "*.json"], exclude=["c.*"],
-                            parameters={"endpoint": moto_server.endpoint}, credentials=keys_of(moto_server))
+                            parameters={"endpoint": moto_server.endpoint}, credentials=dict(SECRET_DATA))
     p = S3Source().plan(request)
     assert [f["path"] for f in p.files] == ["a.safetensors"]
     assert ("m/b.bin", "not included") in p.excluded
@@ -190,7 +191,7 @@ def test_endpoint_from_environment_and_explicit_path_style(moto_server: MotoServ
     s3.put_object(Bucket="models", Key="m/a", Body=b"x")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint)
     request = SourceRequest(uri="s3://models@eu-central-1/m", parameters={"path_style": True},
-                            credentials=keys_of(moto_server))
+                            credentials=dict(SECRET_DATA))
     p = S3Source().plan(request)
     assert p.details["endpoint"] == moto_server.endpoint
     assert p.details["region"] == "eu-central-1"
@@ -203,13 +204,13 @@ def test_download_api_dispatches_s3(moto_server: MotoServer, tmp_path: Path) -> 
     s3.put_object(Bucket="models", Key="llama/config.json", Body=b"{}")
     s3.put_object(Bucket="models", Key="llama/w.bin", Body=data(70000, 3))
     result = modelagent.download("s3://models/llama", tmp_path / "d", endpoint=moto_server.endpoint,
-                                 credentials=keys_of(moto_server), progress=False, options=options())
+                                 credentials=dict(SECRET_DATA), progress=False, options=options())
     assert result.source == "s3"
     assert result.label == "models/llama"
     assert sorted(result.downloaded) == ["config.json", "w.bin"]
     assert (tmp_path / "d" / "w.bin").read_bytes() == data(70000, 3)
     again = modelagent.download("s3://models/llama", tmp_path / "d", endpoint=moto_server.endpoint,
-                                credentials=keys_of(moto_server), progress=False, options=options())
+                                credentials=dict(SECRET_DATA), progress=False, options=options())
     assert again.downloaded == []
     assert sorted(again.skipped) == ["config.json", "w.bin"]
 
@@ -229,16 +230,21 @@ class AuthMoto:
         return {"aws_access_key_id": self.key_id, "aws_secret_access_key": self.secret}
 
 
+def iam_user_s3_client(server: MotoServer, user: str) -> tuple[dict[str, str], Any]:
+    """Creates an IAM user allowed everything (3 actions) and returns its keys and an S3 client using them."""
+    iam = server.boto3_client("iam")
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="all", PolicyDocument=ALLOW_ALL)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    s3 = server.boto3_client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    return key, s3
+
+
 @pytest.fixture(scope="module")
 def auth_moto() -> Iterator[AuthMoto]:
     # The first 3 actions (creating the user, its policy and its keys) need no signature; every later one does.
     with MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}) as server:
-        iam = server.boto3_client("iam")
-        iam.create_user(UserName="reader")
-        iam.put_user_policy(UserName="reader", PolicyName="all", PolicyDocument=ALLOW_ALL)
-        key = iam.create_access_key(UserName="reader")["AccessKey"]
-        s3 = server.boto3_client("s3", aws_access_key_id=key["AccessKeyId"],
-                                 aws_secret_access_key=key["SecretAccessKey"])
+        key, s3 = iam_user_s3_client(server, "reader")
         s3.create_bucket(Bucket="private")
         s3.put_object(Bucket="private", Key="config.json", Body=b'{"a": 1}')
         s3.put_object(Bucket="private", Key="w.bin", Body=data(300000, 9))
@@ -319,11 +325,7 @@ def test_web_identity_through_moto_sts(tmp_path: Path, monkeypatch: pytest.Monke
             "Statement": [{"Effect": "Allow", "Principal": {"Federated": "oidc"},
                            "Action": "sts:AssumeRoleWithWebIdentity"}]}))
         iam.put_role_policy(RoleName="model-reader", PolicyName="all", PolicyDocument=ALLOW_ALL)
-        iam.create_user(UserName="seeder")
-        iam.put_user_policy(UserName="seeder", PolicyName="all", PolicyDocument=ALLOW_ALL)
-        key = iam.create_access_key(UserName="seeder")["AccessKey"]
-        s3 = server.boto3_client("s3", aws_access_key_id=key["AccessKeyId"],
-                                 aws_secret_access_key=key["SecretAccessKey"])
+        _, s3 = iam_user_s3_client(server, "seeder")
         s3.create_bucket(Bucket="irsa")
         s3.put_object(Bucket="irsa", Key="w.bin", Body=data(5000, 4))
 
