@@ -31,6 +31,16 @@ pytestmark = pytest.mark.timeout(300)
 
 CONFIGMAP_LIMIT = 1048576
 AGENT_ARGS = ["--num-download-worker", "1", "--progress-interval", "0.2"]
+FIRST_CONFIG = {
+    "modelType": "llama", "modelArchitecture": "LlamaForCausalLM",
+    "modelFramework": {"name": "transformers", "version": "4.44.0"},
+    "modelFormat": {"name": "safetensors", "version": "1.0.0"},
+    "modelParameterSize": "1.05M", "maxTokens": 512, "modelCapabilities": ["CHAT"],
+    "decodedModelConfiguration": {
+        "architecture": "LlamaForCausalLM", "context_length": 512, "has_vision": False, "model_size_bytes": 2097152,
+        "model_type": "llama", "parameter_count": "1.05M", "torch_dtype": "bfloat16", "transformers_version": "4.44.0"},
+}
+"""The ConfigMap ``config`` OME's controller reads for the default synthetic model (a tiny Llama, 2 MiB)."""
 
 
 # --------------------------------------------------------------------------------------------- fixtures
@@ -122,9 +132,7 @@ def test_base_model_created_updated_deleted(kube_cluster, scope, start_agent, fa
     scope.model("BaseModel", "m", "hf://org/first", namespace=team)
     entry = wait_entry(scope, node, key, "Ready")
     wait_label(scope, node, label, "Ready")
-    assert set(entry) == {"name", "status", "config"}
-    assert entry["name"] == "m"
-    assert entry["config"]["modelType"] == "llama"
+    assert entry == {"name": "m", "status": "Ready", "config": FIRST_CONFIG}
     configmap = kube_cluster.core.read_namespaced_config_map(node, kube_cluster.agent_namespace)
     assert configmap.metadata.labels == {"models.ome/basemodel-status": "true", "node": node}
     assert configmap.metadata.annotations["models.ome.io/node-name"] == node
@@ -163,9 +171,9 @@ def test_cluster_base_model_and_base_model_side_by_side(kube_cluster, scope, sta
     wait_entry(scope, node, configmap_key("BaseModel", "local", team), "Ready")
     wait_label(scope, node, f"models.ome.io/clusterbasemodel.{cluster_name}", "Ready")
     wait_label(scope, node, f"models.ome.io/{team}.basemodel.local", "Ready")
-    assert cluster_entry["name"] == cluster_name
-    assert (agent.models_root / "clusterbasemodels" / cluster_name / "config.json").is_file() or any(
-        agent.models_root.rglob(f"{cluster_name}/config.json"))
+    assert cluster_entry == {"name": cluster_name, "status": "Ready", "config": FIRST_CONFIG}
+    assert sorted(str(p.relative_to(agent.models_root)) for p in agent.models_root.rglob("config.json")) == [
+        f"basemodels/{team}/local/config.json", f"clusterbasemodels/{cluster_name}/config.json"]
 
     scope.delete_model("ClusterBaseModel", cluster_name)
     wait_entry(scope, node, cluster_key, None)
@@ -358,15 +366,18 @@ def test_model_config_parser_back_fills_the_spec(kube_cluster, scope, start_agen
 
     filled = wait_until(lambda: (spec := scope.get_model("BaseModel", "filled", team)["spec"]).get("modelArchitecture")
                         and spec, "the back-filled spec of BaseModel filled")
-    assert filled["storage"] == {"storageUri": "hf://org/m"}
-    assert filled["modelArchitecture"] == "LlamaForCausalLM"
-    assert filled["modelFormat"]["name"] == "safetensors"
-    assert filled["modelFramework"]["name"] == "transformers"
-    assert int(filled["modelParameterSize"].rstrip("KMB").split(".")[0]) >= 0
+    back_filled = {
+        "modelType": "llama", "modelArchitecture": "LlamaForCausalLM", "modelParameterSize": "1.05M",
+        "maxTokens": 512, "modelCapabilities": ["CHAT"],
+        "modelConfiguration": FIRST_CONFIG["decodedModelConfiguration"],
+        "modelFramework": {"name": "transformers", "version": "4.44.0"},
+    }
+    assert filled == {"storage": {"storageUri": "hf://org/m"}, "modelFormat": {"name": "safetensors", "version": "1.0.0"},
+                      **back_filled}
     assert scope.get_model("BaseModel", "skipped", team)["spec"] == {"storage": {"storageUri": "hf://org/m"}}
-    preset = scope.get_model("BaseModel", "preset", team)["spec"]
-    assert preset["modelFormat"] == {"name": "custom-format"}
-    assert preset["modelArchitecture"] == "LlamaForCausalLM"
+    preset = wait_until(lambda: (spec := scope.get_model("BaseModel", "preset", team)["spec"]).get("modelType")
+                        and spec, "the back-filled spec of BaseModel preset")
+    assert preset == {"storage": {"storageUri": "hf://org/m"}, "modelFormat": {"name": "custom-format"}, **back_filled}
 
 
 # --------------------------------------------------------------------------------------------- RBAC
