@@ -16,10 +16,6 @@
 namespace modelagent::oci {
 namespace {
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
 
 std::string strip_slash(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
@@ -63,21 +59,14 @@ std::string sha256_fingerprint(X509* cert) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   X509_digest(cert, EVP_sha256(), digest, &n);
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    if (i) out += ':';
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return colon_hex(std::string(reinterpret_cast<char*>(digest), n), true);
 }
 
 class InstancePrincipal : public SessionTokenPrincipal {
  public:
   explicit InstancePrincipal(const AuthSettings& settings) : settings_(settings) {
     region_ = settings.region.empty() ? metadata_region(settings) : settings.region;
-    std::string base = settings.federation_endpoint.empty() ? env("OCI_FEDERATION_ENDPOINT")
+    std::string base = settings.federation_endpoint.empty() ? env_value("OCI_FEDERATION_ENDPOINT")
                                                             : settings.federation_endpoint;
     if (base.empty()) base = "https://auth." + region_ + ".oraclecloud.com";
     federation_url_ = strip_slash(base);
@@ -145,9 +134,6 @@ class InstancePrincipal : public SessionTokenPrincipal {
       throw CredentialsError("OCI federation endpoint " + federation_url_ + " answered without a token: " +
                              snippet(response.body));
     }
-    if (auto exp = jwt_expiry(session.token)) {
-      session.expires = std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
-    }
     return session;
   }
 
@@ -175,7 +161,7 @@ std::string pem_body(const std::string& pem) {
 }
 
 std::string metadata_endpoint(const AuthSettings& settings) {
-  std::string base = settings.metadata_endpoint.empty() ? env("OCI_METADATA_BASE_URL") : settings.metadata_endpoint;
+  std::string base = settings.metadata_endpoint.empty() ? env_value("OCI_METADATA_BASE_URL") : settings.metadata_endpoint;
   return strip_slash(base.empty() ? kDefaultMetadataEndpoint : base);
 }
 

@@ -13,17 +13,13 @@
 namespace modelagent::oci {
 namespace {
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
 
 class OkeWorkloadIdentity : public SessionTokenPrincipal {
  public:
   explicit OkeWorkloadIdentity(const AuthSettings& settings) : settings_(settings) {
     endpoint_ = settings.oke_endpoint;
     if (endpoint_.empty()) {
-      std::string host = env("KUBERNETES_SERVICE_HOST");
+      std::string host = env_value("KUBERNETES_SERVICE_HOST");
       if (host.empty()) {
         throw CredentialsError("OKE workload identity: KUBERNETES_SERVICE_HOST is not set (not in a pod?) and no "
                                "oke_endpoint was given");
@@ -33,14 +29,14 @@ class OkeWorkloadIdentity : public SessionTokenPrincipal {
     }
     token_path_ = settings.oke_token_path.empty() ? kDefaultOkeTokenPath : settings.oke_token_path;
     ca_path_ = settings.oke_ca_path;
-    if (ca_path_.empty()) ca_path_ = env("OCI_KUBERNETES_SERVICE_ACCOUNT_CERT_PATH");
+    if (ca_path_.empty()) ca_path_ = env_value("OCI_KUBERNETES_SERVICE_ACCOUNT_CERT_PATH");
     if (ca_path_.empty()) ca_path_ = kDefaultOkeCaPath;
     if (!std::ifstream(ca_path_)) {
       throw CredentialsError("OKE workload identity: cannot read the service-account CA " + ca_path_);
     }
     tenancy_ = jwt_claim(start(), "res_tenant");
     region_ = settings.region;
-    if (region_.empty()) region_ = region_from_short_code(env("OCI_RESOURCE_PRINCIPAL_REGION"));
+    if (region_.empty()) region_ = region_from_short_code(env_value("OCI_RESOURCE_PRINCIPAL_REGION"));
     if (region_.empty()) region_ = metadata_region(settings);
   }
 
@@ -86,9 +82,6 @@ class OkeWorkloadIdentity : public SessionTokenPrincipal {
                              " answered something other than base64 of {\"token\": ...}");
     }
     session.token = token.rfind("ST$", 0) == 0 ? token.substr(3) : token;
-    if (auto exp = jwt_expiry(session.token)) {
-      session.expires = std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
-    }
     return session;
   }
 

@@ -11,10 +11,6 @@
 namespace modelagent::oci {
 namespace {
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
 
 std::string trim_end(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
@@ -23,7 +19,7 @@ std::string trim_end(std::string s) {
 
 // The variable's value, or the contents of the file it names when it is an absolute path.
 std::string value_or_file(const char* name, bool required) {
-  std::string value = env(name);
+  std::string value = env_value(name);
   if (value.empty()) {
     if (required) throw CredentialsError(std::string("resource principal: ") + name + " is not set");
     return "";
@@ -39,13 +35,13 @@ std::string value_or_file(const char* name, bool required) {
 class ResourcePrincipal : public SessionTokenPrincipal {
  public:
   explicit ResourcePrincipal(const AuthSettings& settings) {
-    std::string version = env("OCI_RESOURCE_PRINCIPAL_VERSION");
+    std::string version = env_value("OCI_RESOURCE_PRINCIPAL_VERSION");
     if (version != "2.2") {
       throw CredentialsError("resource principal: OCI_RESOURCE_PRINCIPAL_VERSION is " +
                              (version.empty() ? std::string("not set") : "'" + version + "'") +
                              "; only version 2.2 (token and key in the environment) is supported");
     }
-    region_ = settings.region.empty() ? region_from_short_code(env("OCI_RESOURCE_PRINCIPAL_REGION")) : settings.region;
+    region_ = settings.region.empty() ? region_from_short_code(env_value("OCI_RESOURCE_PRINCIPAL_REGION")) : settings.region;
     if (region_.empty()) {
       throw CredentialsError("resource principal: OCI_RESOURCE_PRINCIPAL_REGION is not set (or set parameters.region)");
     }
@@ -63,12 +59,9 @@ class ResourcePrincipal : public SessionTokenPrincipal {
     session.token = trim_end(value_or_file("OCI_RESOURCE_PRINCIPAL_RPST", true));
     std::string passphrase = trim_end(value_or_file("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE", false));
     std::string pem = value_or_file("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM", true);
-    std::string source = env("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM");
+    std::string source = env_value("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM");
     session.key = PrivateKey::from_pem(pem, passphrase,
                                        source[0] == '/' ? source : std::string("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM"));
-    if (auto exp = jwt_expiry(session.token)) {
-      session.expires = std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
-    }
     return session;
   }
 

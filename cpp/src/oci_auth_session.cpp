@@ -37,9 +37,19 @@ std::string jwt_claim(const std::string& token, const std::string& claim) {
   return (*payload)[claim].get<std::string>();
 }
 
+std::shared_ptr<const SessionTokenPrincipal::Session> SessionTokenPrincipal::new_session() const {
+  Session session = fetch_session();
+  if (!session.expires) {
+    if (auto exp = jwt_expiry(session.token)) {
+      session.expires = std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
+    }
+  }
+  return std::make_shared<const Session>(std::move(session));
+}
+
 std::string SessionTokenPrincipal::start() {
   std::lock_guard<std::mutex> fetch(fetch_mutex_);
-  auto fresh = std::make_shared<const Session>(fetch_session());
+  auto fresh = new_session();
   std::lock_guard<std::mutex> state(state_mutex_);
   session_ = fresh;
   return fresh->token;
@@ -59,7 +69,7 @@ std::shared_ptr<const SessionTokenPrincipal::Session> SessionTokenPrincipal::val
     std::lock_guard<std::mutex> state(state_mutex_);
     if (usable(session_)) return session_;
   }
-  auto fresh = std::make_shared<const Session>(fetch_session());
+  auto fresh = new_session();
   std::lock_guard<std::mutex> state(state_mutex_);
   session_ = fresh;
   return fresh;
@@ -67,7 +77,7 @@ std::shared_ptr<const SessionTokenPrincipal::Session> SessionTokenPrincipal::val
 
 void SessionTokenPrincipal::refresh() {
   std::lock_guard<std::mutex> fetch(fetch_mutex_);
-  auto fresh = std::make_shared<const Session>(fetch_session());
+  auto fresh = new_session();
   std::lock_guard<std::mutex> state(state_mutex_);
   session_ = std::move(fresh);
 }

@@ -17,18 +17,18 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
-
 std::string where(const ConfigProfile& p) { return "OCI config file " + p.file + ", profile [" + p.profile + "]"; }
 
 }  // namespace
 
+std::string env_value(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
 std::string expand_home(const std::string& path) {
   if (path == "~" || path.rfind("~/", 0) == 0) {
-    std::string home = env("HOME");
+    std::string home = env_value("HOME");
     if (!home.empty()) return home + path.substr(1);
   }
   return path;
@@ -49,13 +49,13 @@ ConfigProfile load_config_profile(const std::string& path, const std::string& pr
   ConfigProfile out;
   std::string chosen = path;
   for (const char* name : {"OCI_CONFIG_FILE", "OCI_CONFIG_PATH"}) {
-    if (chosen.empty()) chosen = env(name);
+    if (chosen.empty()) chosen = env_value(name);
   }
   if (chosen.empty()) chosen = "~/.oci/config";
   out.file = expand_home(chosen);
   out.profile = profile;
   for (const char* name : {"OCI_CLI_PROFILE", "PROFILE"}) {
-    if (out.profile.empty()) out.profile = env(name);
+    if (out.profile.empty()) out.profile = env_value(name);
   }
   if (out.profile.empty()) out.profile = "DEFAULT";
 

@@ -188,12 +188,16 @@ std::string PrivateKey::fingerprint() const {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(der.data(), der.size(), digest, &n, EVP_md5(), nullptr);
-  static const char* hex = "0123456789abcdef";
+  return colon_hex(std::string(reinterpret_cast<char*>(digest), n));
+}
+
+std::string colon_hex(const std::string& bytes, bool upper_case) {
+  const char* hex = upper_case ? "0123456789ABCDEF" : "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    if (i) out += ':';
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
+  for (unsigned char c : bytes) {
+    if (!out.empty()) out += ':';
+    out += hex[c >> 4];
+    out += hex[c & 15];
   }
   return out;
 }

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "modelagent/errors.hpp"
 #include "modelagent/oci_auth.hpp"
@@ -280,4 +283,103 @@ TEST(OciInstancePrincipal, MetadataServiceDownNamesTheUrl) {
   EXPECT_EQ(metadata_endpoint(settings), "http://127.0.0.1:9/opc/v2");
   std::string message = message_of([&] { make_principal(settings); });
   EXPECT_NE(message.find("http://127.0.0.1:9/opc/v2/instance/region"), std::string::npos) << message;
+}
+
+namespace {
+
+// A session principal whose "service" hands out numbered tokens; counts how often it was asked.
+class NumberedTokens : public SessionTokenPrincipal {
+ public:
+  NumberedTokens(std::function<std::string(int)> token_for, std::optional<std::chrono::seconds> lifetime)
+      : token_for_(std::move(token_for)), lifetime_(lifetime) {
+    start();
+  }
+  std::string describe() const override { return "numbered tokens"; }
+  std::string auth() const override { return "Test"; }
+  std::string region() const override { return "r"; }
+  std::string tenancy() const override { return "t"; }
+  int fetches() const { return fetches_.load(); }
+
+ protected:
+  Session fetch_session() const override {
+    int n = ++fetches_;
+    Session session;
+    session.key = test_key();
+    session.token = token_for_(n);
+    if (lifetime_) session.expires = std::chrono::system_clock::now() + *lifetime_;
+    return session;
+  }
+
+ private:
+  std::function<std::string(int)> token_for_;
+  std::optional<std::chrono::seconds> lifetime_;
+  mutable std::atomic<int> fetches_{0};
+};
+
+std::string key_id_of(const modelagent::RequestSigner& signer) {
+  HeaderList headers;
+  signer.sign("GET", "https://h.example/", "", headers);
+  std::string authorization = header(headers, "authorization");
+  auto start = authorization.find("keyId=\"") + 7;
+  return authorization.substr(start, authorization.find('"', start) - start);
+}
+
+std::string numbered(int n) { return "token-" + std::to_string(n); }
+
+}  // namespace
+
+TEST(OciSessionToken, ValidTokenIsSharedByConcurrentSigners) {
+  NumberedTokens principal(numbered, std::chrono::hours(1));
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) wrong += key_id_of(principal) != "ST$token-1";
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(principal.fetches(), 1);
+  principal.refresh();
+  EXPECT_EQ(principal.fetches(), 2);
+  EXPECT_EQ(key_id_of(principal), "ST$token-2");
+}
+
+TEST(OciSessionToken, TokenInsideTheRenewalMarginIsRenewedBeforeSigning) {
+  NumberedTokens principal(numbered, std::chrono::seconds(kTokenRefreshMargin.count() - 10));
+  EXPECT_EQ(key_id_of(principal), "ST$token-2");
+  EXPECT_EQ(key_id_of(principal), "ST$token-3");
+  EXPECT_EQ(principal.fetches(), 3);
+}
+
+TEST(OciSessionToken, ExpiryDefaultsToTheJwtExpClaim) {
+  auto jwt_expiring_in = [](int64_t seconds) {
+    return [seconds](int n) {
+      auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+      return jwt_with("{\"exp\":" + std::to_string(now.count() + seconds) + ",\"n\":" + std::to_string(n) + "}");
+    };
+  };
+  NumberedTokens lasting(jwt_expiring_in(3600), std::nullopt);
+  key_id_of(lasting);
+  EXPECT_EQ(lasting.fetches(), 1);
+  NumberedTokens expiring(jwt_expiring_in(60), std::nullopt);
+  key_id_of(expiring);
+  EXPECT_EQ(expiring.fetches(), 2);
+  // No expiry known at all: kept until told to refresh.
+  NumberedTokens opaque(numbered, std::nullopt);
+  key_id_of(opaque);
+  EXPECT_EQ(opaque.fetches(), 1);
+}
+
+TEST(OciSessionToken, FailedRenewalSurfacesAsCredentialsError) {
+  std::atomic<bool> fail{false};
+  NumberedTokens principal(
+      [&](int n) -> std::string {
+        if (fail) throw CredentialsError("federation endpoint http://127.0.0.1:1/v1/x509 answered 401");
+        return numbered(n);
+      },
+      std::chrono::seconds(10));
+  fail = true;
+  std::string message = message_of([&] { key_id_of(principal); });
+  EXPECT_NE(message.find("answered 401"), std::string::npos) << message;
 }

@@ -72,6 +72,9 @@ struct ConfigProfile {
 // profile absent).
 ConfigProfile load_config_profile(const std::string& path = "", const std::string& profile = "");
 
+// The environment variable's value, "" when unset.
+std::string env_value(const char* name);
+
 // "~/x" → "$HOME/x"; other paths unchanged.
 std::string expand_home(const std::string& path);
 
@@ -116,7 +119,7 @@ class SessionTokenPrincipal : public Principal {
   struct Session {
     PrivateKey key;
     std::string token;
-    std::optional<std::chrono::system_clock::time_point> expires;
+    std::optional<std::chrono::system_clock::time_point> expires;  // when unset: the token's JWT exp claim
   };
   // Produces a new session (new key, new token). Called with the fetch lock held, so subclasses may
   // update mutable state of their own there.
@@ -127,6 +130,7 @@ class SessionTokenPrincipal : public Principal {
 
  private:
   std::shared_ptr<const Session> valid_session() const;
+  std::shared_ptr<const Session> new_session() const;
 
   mutable std::mutex fetch_mutex_;
   mutable std::mutex state_mutex_;

@@ -41,6 +41,8 @@ class PrivateKey {
 };
 
 std::string base64_encode(const std::string& bytes);
+// "ab:cd:..." (or upper-case "AB:CD:...") hex of raw bytes, the form of OCI key and certificate fingerprints.
+std::string colon_hex(const std::string& bytes, bool upper_case = false);
 // Accepts the standard and the URL-safe alphabets, padding optional. Throws std::invalid_argument.
 std::string base64_decode(const std::string& text);
 
