@@ -470,3 +470,40 @@ def test_web_identity_keys_are_cached_until_five_minutes_before_expiry(
         assert sts.tokens[-1] == "rotated-token"
     else:
         assert sts.tokens == ["first-token"]
+
+
+class _BrokenListing(http.server.ThreadingHTTPServer):
+    """An "S3" whose ListObjectsV2 answer is cut off in the middle."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _BrokenListingHandler)
+
+
+class _BrokenListingHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:
+        body = b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key>"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_malformed_listing_is_an_error_naming_the_url() -> None:
+    server = _BrokenListing()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        request = SourceRequest(uri="s3://models/m", parameters={"endpoint": endpoint},
+                                credentials=dict(SECRET_DATA), options=options())
+        with pytest.raises(modelagent.DownloadError, match=rf"{endpoint}/models/\?list-type=2.*malformed XML"):
+            S3Source().plan(request)
+    finally:
+        server.shutdown()
+        server.server_close()
