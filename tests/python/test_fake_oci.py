@@ -12,7 +12,7 @@ import oci
 import pytest
 import requests
 
-from modelagent.testing.oci_object_storage import FakeObjectStorage, OciUserCredentials
+from modelagent.testing.oci_object_storage import FakeObjectStorage, OciUserCredentials, fake_oci  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -204,3 +204,11 @@ def test_archived_objects_and_no_md5(store: FakeObjectStorage, creds: OciUserCre
     with pytest.raises(oci.exceptions.ServiceError) as archived:
         client.get_object("axns", "bkt", "cold.bin")
     assert archived.value.status == 409 and archived.value.code == "NotRestored"
+
+
+def test_fake_oci_fixture_points_the_environment_at_the_fake(fake_oci: FakeObjectStorage, tmp_path: Path) -> None:
+    import os
+
+    assert os.environ["OCI_OBJECT_STORAGE_ENDPOINT"] == fake_oci.url
+    creds = fake_oci.add_user(tmp_path / "c")
+    assert _client(fake_oci, creds).get_namespace().data == fake_oci.namespace
