@@ -19,6 +19,7 @@ Where the real cluster comes from (first match wins):
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import itertools
 import json
@@ -101,6 +102,8 @@ class E2ECluster:
         self.service_account = f"system:serviceaccount:{self.agent_namespace}:ome-model-agent"
         self.rbac: list[dict[str, Any]] = []
         self.agent_kubeconfig = workdir / "agent-kubeconfig"
+        self.audit_log: Path | None = None
+        """The API server's audit log (the control plane of scripts/control-plane writes one)."""
         self._cluster_scoped: list[tuple[str, str]] = []
         self._names = itertools.count(1)
 
@@ -208,6 +211,41 @@ class E2ECluster:
         config.load_kube_config(config_file=str(self.agent_kubeconfig), client_configuration=configuration)
         with client.ApiClient(configuration) as api:
             return call(api)
+
+    def granted_permissions(self) -> set[tuple[str, str, str]]:
+        """(verb, API group, resource) for every rule of the installed ClusterRoles and Roles."""
+        return {(verb, group, resource)
+                for doc in self.rbac if doc["kind"] in ("ClusterRole", "Role")
+                for rule in doc.get("rules") or []
+                for verb in rule["verbs"] for group in rule["apiGroups"] for resource in rule["resources"]}
+
+    def used_permissions(self, since: float) -> set[tuple[str, str, str]] | None:
+        """(verb, API group, resource) of the ServiceAccount's requests since ``since`` (a ``time.time()``)
+        that were not refused, from the fake's request log or the control plane's audit log; None when the
+        cluster's audit log is not available (a cluster not started by scripts/control-plane)."""
+        used: set[tuple[str, str, str]] = set()
+        if self.fake is not None:
+            for record in self.fake.requests:
+                if record.user == self.service_account and record.time >= since and record.status not in (401, 403):
+                    group = GROUP if record.resource in PLURALS.values() else ""
+                    resource = record.resource + (f"/{record.subresource}" if record.subresource else "")
+                    used.add((record.verb, group, resource))
+            return used
+        if self.audit_log is None or not self.audit_log.is_file():
+            return None
+        with open(self.audit_log, encoding="utf-8") as log:
+            for line in log:
+                event = json.loads(line)
+                ref = event.get("objectRef") or {}
+                if (event.get("user", {}).get("username") != self.service_account or not ref.get("resource")
+                        or (event.get("responseStatus") or {}).get("code") in (401, 403)):
+                    continue
+                received = event["requestReceivedTimestamp"]
+                if calendar.timegm(time.strptime(received[:19], "%Y-%m-%dT%H:%M:%S")) < since - 1:
+                    continue
+                resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+                used.add((event["verb"], ref.get("apiGroup", ""), resource))
+        return used
 
     def teardown(self) -> None:
         """Remove what :meth:`install` created that a controller-less cluster would otherwise keep."""

@@ -70,6 +70,7 @@ def kube_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     try:
         api = admin_client(kubeconfig)
         cluster = E2ECluster("real", api, workdir)
+        cluster.audit_log = kubeconfig.parent / "audit.log"
         try:
             cluster.install()
             yield cluster
@@ -439,3 +440,31 @@ def test_agent_reports_a_refused_configmap_write(kube_cluster, scope, start_agen
     assert f"ConfigMap {team}/{node}" in record["msg"] and "403" in record["msg"]
     assert wanted in record["msg"]
     assert agent.running
+
+
+def test_agent_uses_exactly_the_granted_permissions(kube_cluster, scope, start_agent, fake_hub, synthetic_model):
+    """Every permission of the manifests' RBAC is one the agent uses (apart from token Secrets), and it
+    uses nothing else: read from the fake's request log or the real control plane's audit log."""
+    since = time.time()
+    if kube_cluster.used_permissions(since) is None:
+        pytest.skip(f"no audit log at {kube_cluster.audit_log}: only scripts/control-plane's API server writes one")
+    team = scope.namespace()
+    node = scope.node()
+    fake_hub.add_repo("org/m", synthetic_model(seed=12).repo_files())
+    agent = start_agent(node)
+    cluster_name = kube_cluster.unique("cbm")
+    scope.model("BaseModel", "m", "hf://org/m", namespace=team)
+    scope.model("ClusterBaseModel", cluster_name, "hf://org/m")
+    wait_entry(scope, node, configmap_key("BaseModel", "m", team), "Ready")
+    wait_entry(scope, node, configmap_key("ClusterBaseModel", cluster_name), "Ready")
+    wait_until(lambda: scope.get_model("ClusterBaseModel", cluster_name)["spec"].get("modelType"),
+               "the ClusterBaseModel's back-filled spec")
+    scope.delete_model("BaseModel", "m", namespace=team)
+    wait_entry(scope, node, configmap_key("BaseModel", "m", team), None)
+    assert agent.stop() == 0
+
+    granted = kube_cluster.granted_permissions()
+    used = wait_until(lambda: (u := kube_cluster.used_permissions(since)) and ("update", "", "configmaps") in u and u,
+                      "the agent's requests in the log", 10)
+    assert used <= granted, f"used without a grant: {sorted(used - granted)}"
+    assert granted - used == {("get", "", "secrets")}, f"granted but unused: {sorted(granted - used)}"
