@@ -6,7 +6,9 @@ GetObject (Range → 206/416, If-Match → 412, If-None-Match → 304) and ListO
 error JSON ``{"code", "message"}`` and an ``opc-request-id`` on every answer. Every request must carry a
 valid OCI signature (signature version 1, rsa-sha256), checked with
 :func:`modelagent.testing._oci_signature.verify_request` against registered keys: ``401 NotAuthenticated``
-for a bad signature, an unknown key or a clock skew over five minutes.
+for a bad signature, an unknown key or a clock skew over five minutes. (Scripted status faults answer
+before the signature check, like a throttling front end; :attr:`FakeObjectStorage.auth_log` lists the
+requests that were checked.)
 
 Objects are bytes held in memory or files on disk (streamed with sendfile, so multi-GB objects need not
 fit in memory). An object is single-part (``Content-MD5``) or multipart-style (no ``Content-MD5``;
