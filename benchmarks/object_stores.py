@@ -343,7 +343,8 @@ events {{ worker_connections 1024; }}
 http {{
   access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000; default_type application/octet-stream;
   map_hash_bucket_size 256;
-  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
   map $uri $oci_content_md5 {{
 {md5_map}    default "";
   }}
@@ -502,8 +503,10 @@ def engine_plan(work: Path, store: str, stores: Stores) -> Path:
             url = f"{stores.api.url}/{BUCKET}/{quote(o.name, safe='/')}"
             md5, parts = o.s3_etag.strip('"').partition("-")[::2]
             auth = "AWS4-HMAC-SHA256 bench"
-        digest = {"kind": "md5-multipart", "value": md5, "parts": int(parts)} if parts else {"kind": "md5", "value": md5}
-        entries.append({"path": o.path, "url": url, "size": o.size, "digest": digest, "headers": {"Authorization": auth}})
+        digest = ({"kind": "md5-multipart", "value": md5, "parts": int(parts)} if parts
+                  else {"kind": "md5", "value": md5})
+        entries.append({"path": o.path, "url": url, "size": o.size, "digest": digest,
+                        "headers": {"Authorization": auth}})
     plan = work / f"engine-plan-{store.lower()}.json"
     plan.write_text(json.dumps(entries, indent=1))
     return plan
@@ -554,12 +557,9 @@ def make_tools(names: list[str], stores: Stores, work: Path) -> list[Tool]:
     return tools
 
 
-def run_once(tool: Tool, out: Path, digests: dict[str, str], total: int, env: dict[str, str],
-             timeout: float) -> _dl.Outcome:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    dest = out / tool.dest_of if tool.dest_of else out
-    cmd = [str(out) if part == "{dest}" else part for part in tool.command]
+def timed(cmd: list[str], env: dict[str, str] | None = None,
+          timeout: float | None = None) -> tuple[float, float, int, str]:
+    """Runs cmd after a sync; returns wall seconds, CPU seconds of its processes, exit status and stderr."""
     subprocess.run(["sync"], check=False)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -571,7 +571,15 @@ def run_once(tool: Tool, out: Path, digests: dict[str, str], total: int, env: di
         code, err = -1, f"timed out after {timeout:.0f} s"
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), code, err
+
+
+def run_once(tool: Tool, out: Path, digests: dict[str, str], total: int, env: dict[str, str],
+             timeout: float) -> _dl.Outcome:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    dest = out / tool.dest_of if tool.dest_of else out
+    seconds, cpu, code, err = timed([str(out) if part == "{dest}" else part for part in tool.command], env, timeout)
     nbytes = sum((dest / p).stat().st_size for p in digests if (dest / p).exists())
     ok = code == 0 and nbytes == total
     note = ""
@@ -587,17 +595,13 @@ def run_once(tool: Tool, out: Path, digests: dict[str, str], total: int, env: di
 
 def dd_once(out: Path, total: int) -> _dl.Outcome:
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["sync"], check=False)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={out / 'blob'}", "bs=1M", f"count={total // MiB}", "conv=fsync"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    count = total // MiB
+    seconds, cpu, code, err = timed(["dd", "if=/dev/zero", f"of={out / 'blob'}", "bs=1M", f"count={count}",
+                                     "conv=fsync"])
     shutil.rmtree(out, ignore_errors=True)
-    return _dl.Outcome("dd bs=1M conv=fsync", "-", seconds,
-                       (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-                       (total // MiB) * MiB, "-", True)
+    if code != 0:
+        raise RuntimeError(f"dd failed: {err}")
+    return _dl.Outcome("dd bs=1M conv=fsync", "-", seconds, cpu, count * MiB, "-", True)
 
 
 def median_run(runs: list[_dl.Outcome]) -> _dl.Outcome | None:
