@@ -329,6 +329,13 @@ class Engine {
   double next_wake_ = 0;  // earliest time a waiting task may start (0 = none seen)
   int per_file_limit_ = 1;        // current cap on one file's parallel ranges (ramps up)
   bool per_file_limit_hit_ = false;
+  bool paused_locally_ = false;   // a transfer waited for a buffer or the hash since the last rate update
+  int ramp_from_ = 0;             // the limit before the last increase, until that increase is judged
+  double ramp_base_rate_ = 0;     // the total rate before the last increase
+  double ramp_frozen_until_ = 0;  // an increase that did not pay off stops further ones until then
+  double ramp_rate_sum_ = 0;      // total rates of the windows since the last increase
+  int ramp_windows_ = 0;
+  int window_active_ = -1;        // transfers active at the start of the current rate window
   std::mutex events_mu_;
   std::vector<Event> events_;
   uint64_t rate_bytes_ = 0;
@@ -777,12 +784,14 @@ size_t Engine::body(RangeTask& t, const char* data, size_t n) {
     // stream (so its bytes are still hashed from memory), or if no buffer is free.
     if (t.file->verifier->too_far_ahead(t.range.begin, t.pos)) {
       t.paused_for_hash = true;
+      paused_locally_ = true;
       wake_on_progress_ = true;
       return CURL_WRITEFUNC_PAUSE;
     }
     auto next = buffers_->try_acquire(wanted_from(t.pos + room));
     if (!next) {
       t.paused_for_buffer = true;
+      paused_locally_ = true;
       wake_on_progress_ = true;
       return CURL_WRITEFUNC_PAUSE;
     }
@@ -1227,16 +1236,42 @@ void Engine::update_rate() {
   double instant = static_cast<double>(fetched - rate_bytes_) / (t - rate_time_);
   rate_ = rate_ == 0 ? instant : 0.7 * rate_ + 0.3 * instant;
   progress_->bytes_per_second.store(rate_);
-  // Ranges per file ramp up from 2 only while connections are individually slow: more connections
-  // help against per-connection limits and long round trips, but on a fast link they only add CPU
-  // (server and client) and out-of-order data to read back for hashing.
+  // A file starts as one stream and gets parallel ranges only while connections are individually
+  // slow: more connections help against per-connection limits and long round trips, but on a fast
+  // link they only add CPU (server and client) and out-of-order data that must be read back from
+  // disk to be hashed. A window in which transfers waited for the disk or the hash says nothing
+  // about the link (the slowness was ours), so it does not count.
+  // Connections that are slow only because this machine is busy (CPU shared with other work) look
+  // like a throttled link too; an increase is therefore kept only if the total rate grew with it.
   double per_connection = active_ > 0 ? instant / active_ : 0;
-  if (per_file_limit_hit_ && active_ > 0 && per_connection < kFastConnection) {
+  if (ramp_from_ > 0) {
+    // Judged over two windows: new connections need a moment, and ranges end at random times.
+    ramp_rate_sum_ += instant;
+    if (++ramp_windows_ >= 2) {
+      if (ramp_rate_sum_ / ramp_windows_ < ramp_base_rate_ * 1.5) {
+        per_file_limit_ = ramp_from_;
+        ramp_frozen_until_ = t + 5.0;
+      }
+      ramp_from_ = 0;
+    }
+  } else if (per_file_limit_hit_ && !paused_locally_ && active_ > 0 && active_ == window_active_ &&
+             per_connection < kFastConnection && t >= ramp_frozen_until_) {
+    // Only a steady window (the same transfers throughout, so connection set-up and first requests
+    // do not count) gives the base rate the increase is judged against.
     // Grow in proportion to how slow connections are: a throttled link gets its ranges at once.
     double factor = std::clamp(kFastConnection / std::max(per_connection, 1.0), 2.0, 64.0);
-    per_file_limit_ = static_cast<int>(std::min<double>(options_.connections_per_file, per_file_limit_ * factor));
+    int grown = static_cast<int>(std::min<double>(options_.connections_per_file, std::ceil(per_file_limit_ * factor)));
+    if (grown > per_file_limit_) {
+      ramp_from_ = per_file_limit_;
+      ramp_base_rate_ = instant;
+      ramp_rate_sum_ = 0;
+      ramp_windows_ = 0;
+      per_file_limit_ = grown;
+    }
   }
+  window_active_ = active_;
   per_file_limit_hit_ = false;
+  paused_locally_ = false;
   rate_bytes_ = fetched;
   rate_time_ = t;
 }
@@ -1349,7 +1384,7 @@ DownloadReport Engine::run() {
   // since writers and syncs block in the kernel.
   int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency() + 1, 3u, 5u));
   workers_ = std::make_unique<WorkerPool>(threads);
-  per_file_limit_ = std::min(2, options_.connections_per_file);
+  per_file_limit_ = 1;
   // Every active transfer may hold one buffer it is filling; kept buffers get at most the rest but a
   // few, so a transfer can always get its next buffer once written ones are released.
   retain_budget_ = std::max<long>(0, static_cast<long>(buffers_->capacity()) - options_.max_connections - 4);
