@@ -184,7 +184,13 @@ Credentials WebIdentityCredentialsProvider::get() const {
   std::lock_guard lock(mutex_);
   auto now = std::chrono::system_clock::now();
   if (cached_ && (!cached_->expiration || *cached_->expiration - kRefreshMargin > now)) return *cached_;
-  cached_ = fetch();
+  try {
+    cached_ = fetch();
+  } catch (const CredentialsError&) {
+    // An early refresh that fails keeps the current keys while they are still valid.
+    if (cached_ && *cached_->expiration > now + std::chrono::seconds(30)) return *cached_;
+    throw;
+  }
   return *cached_;
 }
 

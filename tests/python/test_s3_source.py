@@ -405,6 +405,7 @@ class _FakeSts(http.server.ThreadingHTTPServer):
     def __init__(self, lifetime: datetime.timedelta) -> None:
         super().__init__(("127.0.0.1", 0), _StsHandler)
         self.lifetime = lifetime
+        self.fail_after: int | None = None  # answer 500 from this many calls on
         self.tokens: list[str] = []
         self.lock = threading.Lock()
 
@@ -426,6 +427,11 @@ class _StsHandler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.tokens.append(form["WebIdentityToken"][0])
             n = len(self.server.tokens)
+        if self.server.fail_after is not None and n > self.server.fail_after:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         expires = (datetime.datetime.now(datetime.timezone.utc) + self.server.lifetime).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = (f"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
                 f"<AccessKeyId>ASIAFAKE{n:04d}</AccessKeyId><SecretAccessKey>s{n}</SecretAccessKey>"
@@ -470,6 +476,29 @@ def test_web_identity_keys_are_cached_until_five_minutes_before_expiry(
         assert sts.tokens[-1] == "rotated-token"
     else:
         assert sts.tokens == ["first-token"]
+
+
+def test_failed_early_refresh_keeps_the_still_valid_keys(moto_server: MotoServer, tmp_path: Path,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/a.bin", Body=data(3000, 1))
+    sts = _FakeSts(datetime.timedelta(minutes=2))  # inside the refresh margin: every request tries to refresh
+    sts.fail_after = 1
+    thread = threading.Thread(target=sts.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "token").write_text("t")
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+        monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.endpoint)
+        p = plan(moto_server, "s3://models/m", credentials={})
+        report = modelagent.run_download(p.files, tmp_path / "d", options())
+    finally:
+        sts.shutdown()
+        sts.server_close()
+    assert report.files[0].verified
+    assert len(sts.tokens) > 2  # refreshes were attempted and failed, the first keys stayed in use
 
 
 class _BrokenListing(http.server.ThreadingHTTPServer):

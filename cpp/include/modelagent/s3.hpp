@@ -74,7 +74,8 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup process_environment();
 
 // AssumeRoleWithWebIdentity through STS (unsigned query request, XML answer). The token file is read
-// on every refresh (Kubernetes rotates it); credentials are refreshed 5 minutes before they expire.
+// on every refresh (Kubernetes rotates it); credentials are refreshed 5 minutes before they expire (a
+// failed early refresh keeps the current keys until 30 seconds before their expiry).
 class WebIdentityCredentialsProvider : public CredentialsProvider {
  public:
   struct Config {
