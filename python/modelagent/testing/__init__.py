@@ -1,6 +1,8 @@
 """Local fake servers and a pytest plugin for integration tests that drive modelagent.
 
 * :mod:`modelagent.testing.hf_hub` - :class:`FakeHub`, a fake Hugging Face Hub (hub + CDN on loopback);
+* :mod:`modelagent.testing.oci_object_storage` - :class:`FakeObjectStorage`, a fake OCI Object Storage that
+  verifies request signatures; :mod:`modelagent.testing.oci_identity` - fake IMDS, federation and OKE endpoints;
 * :mod:`modelagent.testing.model_factory` - synthetic model directories (config, tokenizer, safetensors);
 * :mod:`modelagent.testing.plugin` - pytest fixtures (``fake_hub``, ``synthetic_model``, ...).
 """
@@ -12,6 +14,7 @@ from typing import Any
 
 _EXPORTS = {
     "FakeHub": "modelagent.testing.hf_hub",
+    "FakeObjectStorage": "modelagent.testing.oci_object_storage",
     "HubFile": "modelagent.testing.hf_hub",
     "Fault": "modelagent.testing._http",
     "RequestRecord": "modelagent.testing._http",
@@ -32,6 +35,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "FakeHub",
+    "FakeObjectStorage",
     "Fault",
     "HubFile",
     "RequestRecord",

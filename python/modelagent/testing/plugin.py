@@ -16,6 +16,8 @@ Fixtures:
   misconfigured client cannot reach the internet.
 * ``fake_kube``, ``fake_kube_factory``, ``kube_api_client``, ``kube_config_file`` - the fake Kubernetes
   API server (docs/testing-kubernetes.md).
+* ``fake_oci`` - a started :class:`~modelagent.testing.oci_object_storage.FakeObjectStorage` (signature
+  checking fake OCI Object Storage); ``OCI_OBJECT_STORAGE_ENDPOINT`` points at it. Needs ``cryptography``.
 * ``model_agent``, ``model_agent_factory`` - a real ``model-agent run`` process against the fake API
   server and fake hub (or standalone); a failed test gets the agent's log tail in its report.
 """
@@ -143,3 +145,11 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+@pytest.fixture
+def fake_oci(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A started fake OCI Object Storage for one test (imported lazily: it needs ``cryptography``)."""
+    from modelagent.testing.oci_object_storage import _fake_oci
+
+    yield from _fake_oci(monkeypatch)
