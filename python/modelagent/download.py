@@ -685,7 +685,8 @@ def verify(dest: str | os.PathLike[str]) -> VerifyResult:
         for path, entry in recorded
         if entry["digest"]["kind"] != "none"
     ]
-    by_path = {r.path: FileCheck(path=r.path, ok=bool(r.verified), note=r.note) for r in _core.verify_files(plan, dest_path)}
+    results = _core.verify_files(plan, dest_path)
+    by_path = {r.path: FileCheck(path=r.path, ok=bool(r.verified), note=r.note) for r in results}
     unverified = [path for path, entry in recorded if entry["digest"]["kind"] == "none"]
     for path in unverified:
         by_path[path] = _size_check(dest_path, path, record["files"][path]["size"])

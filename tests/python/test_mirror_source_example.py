@@ -249,7 +249,8 @@ def test_entry_point_discovery_by_the_cli(
     creds = tmp_path / "creds"
     creds.write_text("token=cli-token\n")
     env = dict(os.environ, SSL_CERT_FILE=str(certificate[0]), CURL_CA_BUNDLE=str(certificate[0]),
-               PYTHONPATH=os.pathsep.join([str(installed), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
+               PYTHONPATH=os.pathsep.join([str(installed), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
+               )  # fmt: skip
     dest = tmp_path / "m"
     run = subprocess.run(
         [sys.executable, "-m", "modelagent", "download", uri, "-d", str(dest), "--credentials-file", str(creds),

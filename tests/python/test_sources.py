@@ -435,3 +435,15 @@ def test_cli_params_credentials_and_concurrency(
         assert cli_main(["download", f"{scheme}://x", "-d", str(tmp_path / "c"), *argv]) == 2
         assert needle in capsys.readouterr().err
     assert len(seen) == 2
+
+
+def test_hf_token_from_credentials_and_the_explicit_token_wins(fake_hub: FakeHub, tmp_path: Path) -> None:
+    fake_hub.add_token("secret-tok", "bob")
+    fake_hub.add_repo("org/private", files={"config.json": b"{}"}, private=True, readers=["bob"])
+    result = modelagent.download("hf://org/private", tmp_path / "a", credentials={"token": "secret-tok"},
+                                 progress=False)  # fmt: skip
+    assert result.downloaded == ["config.json"]
+    assert {r.authorization for r in fake_hub.requests if r.server == "hub"} == {"Bearer secret-tok"}
+    with pytest.raises(modelagent.UnauthorizedError):
+        modelagent.download("hf://org/private", tmp_path / "b", token="wrong", credentials={"HF_TOKEN": "secret-tok"},
+                            progress=False)  # fmt: skip

@@ -220,7 +220,9 @@ def get_source(scheme: str) -> Source:
     except _core.ModelAgentError:
         raise
     except Exception as e:  # noqa: BLE001 - a factory failing is reported with where it came from
-        raise _core.DownloadError(f"cannot set up the source for '{scheme}://' ({origin}): {type(e).__name__}: {e}") from e
+        raise _core.DownloadError(
+            f"cannot set up the source for '{scheme}://' ({origin}): {type(e).__name__}: {e}"
+        ) from e
     with _lock:
         if _registered.get(scheme) is explicit:
             _loaded[scheme] = source

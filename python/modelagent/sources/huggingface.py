@@ -58,7 +58,8 @@ class HuggingFaceSource:
     scheme = "hf"
 
     def _client(self, request: SourceRequest) -> tuple[_core.HfClientOptions, str]:
-        explicit = request.token or next((request.credentials[k] for k in _TOKEN_KEYS if request.credentials.get(k)), None)
+        given = request.credentials
+        explicit = request.token or next((given[k] for k in _TOKEN_KEYS if given.get(k)), None)
         token = _core.hf_token(explicit) or ""
         options = request.options if request.options is not None else _core.DownloadOptions()
         client = _core.HfClientOptions(
