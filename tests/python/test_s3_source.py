@@ -213,6 +213,20 @@ def test_download_api_dispatches_s3(moto_server: MotoServer, tmp_path: Path) -> 
                                 credentials=dict(SECRET_DATA), progress=False, options=options())
     assert again.downloaded == []
     assert sorted(again.skipped) == ["config.json", "w.bin"]
+    checked = modelagent.verify(tmp_path / "d")
+    assert checked.source == "s3"
+    assert all(f.ok for f in checked.files) and len(checked.files) == 2
+    (tmp_path / "d" / "w.bin").write_bytes(data(70000, 4))
+    assert [f.path for f in modelagent.verify(tmp_path / "d").files if not f.ok] == ["w.bin"]
+
+
+def test_cancelled_before_listing(moto_server: MotoServer) -> None:  # noqa: F811
+    cancel = _core.CancelToken()
+    cancel.cancel()
+    request = SourceRequest(uri="s3://models/m", parameters={"endpoint": moto_server.endpoint},
+                            credentials=dict(SECRET_DATA), options=options(), cancel=cancel)
+    with pytest.raises(modelagent.CancelledError):
+        S3Source().plan(request)
 
 
 # --- moto with SigV4 enforcement: proves which keys were used -------------------------------------------
