@@ -56,23 +56,42 @@ std::string SessionTokenPrincipal::start() {
 }
 
 std::shared_ptr<const SessionTokenPrincipal::Session> SessionTokenPrincipal::valid_session() const {
-  auto usable = [](const std::shared_ptr<const Session>& s) {
-    return s && (!s->expires || *s->expires - std::chrono::system_clock::now() > kTokenRefreshMargin);
+  const auto now = std::chrono::system_clock::now();
+  auto fresh_enough = [&](const std::shared_ptr<const Session>& s) {
+    return s && (!s->expires || *s->expires - now > kTokenRefreshMargin);
   };
+  auto still_valid = [&](const std::shared_ptr<const Session>& s) {
+    return s && (!s->expires || *s->expires - now > kTokenMinimumValidity);
+  };
+  std::shared_ptr<const Session> current;
   {
     std::lock_guard<std::mutex> state(state_mutex_);
-    if (usable(session_)) return session_;
+    current = session_;
   }
-  std::lock_guard<std::mutex> fetch(fetch_mutex_);
+  if (fresh_enough(current)) return current;
+
+  std::unique_lock<std::mutex> fetch(fetch_mutex_, std::defer_lock);
+  if (still_valid(current)) {
+    // Renewal is due but the token still works: one thread renews, the others keep signing with it.
+    if (!fetch.try_lock()) return current;
+  } else {
+    fetch.lock();
+  }
   {
-    // Another thread may have renewed it while this one waited for the fetch lock.
     std::lock_guard<std::mutex> state(state_mutex_);
-    if (usable(session_)) return session_;
+    if (fresh_enough(session_)) return session_;  // renewed while this thread waited
+    current = session_;
   }
-  auto fresh = new_session();
-  std::lock_guard<std::mutex> state(state_mutex_);
-  session_ = fresh;
-  return fresh;
+  try {
+    auto fresh = new_session();
+    std::lock_guard<std::mutex> state(state_mutex_);
+    session_ = fresh;
+    return fresh;
+  } catch (const CredentialsError&) {
+    // A failed early renewal is retried by the next signature; only a token about to expire is fatal.
+    if (still_valid(current)) return current;
+    throw;
+  }
 }
 
 void SessionTokenPrincipal::refresh() {

@@ -383,3 +383,25 @@ TEST(OciSessionToken, FailedRenewalSurfacesAsCredentialsError) {
   std::string message = message_of([&] { key_id_of(principal); });
   EXPECT_NE(message.find("answered 401"), std::string::npos) << message;
 }
+
+TEST(OciSessionToken, FailedEarlyRenewalKeepsTheStillValidTokenAndRetries) {
+  std::atomic<bool> fail{false};
+  NumberedTokens principal(
+      [&](int n) -> std::string {
+        if (fail) throw CredentialsError("federation endpoint unreachable");
+        return numbered(n);
+      },
+      std::chrono::seconds(120));
+  fail = true;
+  EXPECT_EQ(key_id_of(principal), "ST$token-1");
+  EXPECT_EQ(key_id_of(principal), "ST$token-1");
+  EXPECT_EQ(principal.fetches(), 3);  // the first one plus one renewal attempt per signature
+  fail = false;
+  EXPECT_EQ(key_id_of(principal), "ST$token-4");
+  EXPECT_THROW(
+      {
+        fail = true;
+        principal.refresh();
+      },
+      CredentialsError);
+}

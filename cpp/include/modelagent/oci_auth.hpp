@@ -37,6 +37,9 @@ inline constexpr const char* kDefaultOkeTokenPath = "/var/run/secrets/kubernetes
 inline constexpr const char* kDefaultOkeCaPath = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 // A session token is renewed when less than this is left before its expiry.
 inline constexpr std::chrono::seconds kTokenRefreshMargin{300};
+// Until this close to its expiry a token due for renewal is still used while the renewal runs (or after
+// it failed: the next signature tries again).
+inline constexpr std::chrono::seconds kTokenMinimumValidity{30};
 
 class Principal : public RequestSigner {
  public:
@@ -105,9 +108,9 @@ std::optional<int64_t> jwt_expiry(const std::string& token);
 std::string jwt_claim(const std::string& token, const std::string& claim);
 
 // Principal signing with an ephemeral session key and keyId "ST$<token>", where the token comes from
-// fetch_token(). Renews when the token has less than kTokenRefreshMargin left (or no expiry is readable
-// and refresh() is called). Thread-safe: one fetch at a time, signing never waits for a fetch of a token
-// that is still valid.
+// fetch_session(). Renews when the token has less than kTokenRefreshMargin left, or on refresh().
+// Thread-safe: one fetch at a time; while a token with more than kTokenMinimumValidity left is renewed,
+// other threads keep signing with it.
 class SessionTokenPrincipal : public Principal {
  public:
   void sign(const std::string& method, const std::string& url, const std::string& body,
