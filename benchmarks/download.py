@@ -15,7 +15,15 @@ One script, one machine, the same bytes for every tool:
 
 A second, throttled case limits every server connection to --throttle-mbps, where parallel ranges matter.
 Prints Markdown tables: wall seconds, MB/s, CPU seconds per GB, whether every byte was verified, and the
-ratio to the fastest peer and to dd.
+ratio to the fastest peer and to dd. With --repeats N every tool (and dd) runs N times in turn and the run
+with the median wall time is reported; the load average at the start of each case is printed beside it.
+
+Reference rows (not peers, never "the fastest peer"): ``curl+fsync`` is curl followed by an fsync of every
+file it wrote (``sync FILE...``), i.e. curl made as durable as the others; ``curl+sha256sum`` additionally
+hashes every file afterwards, as a verifying curl pipeline would.
+
+Adding a tool: write a function ``(ctx: Context) -> Command`` and register it in TOOLS (or REFERENCES).
+Adding a source (another server in front of the same files): start it in Servers and give Context its URL.
 """
 
 from __future__ import annotations
@@ -39,9 +47,11 @@ import socket
 import struct
 import subprocess
 import tempfile
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 MB = 1_000_000
 MiB = 1 << 20
@@ -171,6 +181,94 @@ http {{
                 p.kill()
 
 
+@dataclass
+class Context:
+    """What a tool needs to build its command line for one case."""
+
+    work: Path
+    dest: Path
+    digests: dict[str, str]
+    hub_url: str
+    nginx_url: str
+    plan_file: Path
+    connections: int
+
+
+@dataclass
+class Command:
+    argv: list[str]
+    source: str
+    verified: str
+
+
+def tool_modelagent(ctx: Context) -> Command:
+    cmd = [sys.executable, "-m", "modelagent", "download", f"hf://{REPO}", "--dest", str(ctx.dest), "--no-progress"]
+    if ctx.connections:
+        cmd += ["--connections", str(ctx.connections)]
+    return Command(cmd, "fake hub", "yes (SHA-256 / git-blob SHA-1)")
+
+
+def tool_modelagent_engine(ctx: Context) -> Command:
+    code = ("import json,sys; from modelagent import _core; "
+            f"o=_core.DownloadOptions(); o.max_connections={ctx.connections or 16}; "
+            f"_core.run_download(json.load(open({str(ctx.plan_file)!r})), {str(ctx.dest)!r}, o)")
+    return Command([sys.executable, "-c", code], "nginx", "yes (SHA-256)")
+
+
+def tool_huggingface_hub(ctx: Context) -> Command:
+    code = ("from huggingface_hub import snapshot_download; "
+            f"snapshot_download({REPO!r}, local_dir={str(ctx.dest)!r})")
+    return Command([sys.executable, "-c", code], "fake hub", "partly (sizes; no hash of fresh files)")
+
+
+def tool_aria2c(ctx: Context) -> Command:
+    listing = ctx.work / "aria2-input.txt"
+    listing.write_text("".join(f"{ctx.nginx_url}/{p}\n  out={p}\n  checksum=sha-256={d}\n"
+                               for p, d in ctx.digests.items()))
+    cmd = ["aria2c", "-x16", "-s16", "-j16", "--file-allocation=none", "--check-integrity=true",
+           "--console-log-level=warn", "--summary-interval=0", "-d", str(ctx.dest), "-i", str(listing)]
+    return Command(cmd, "nginx", "yes (SHA-256, second read)")
+
+
+def curl_argv(ctx: Context) -> list[str]:
+    cmd = ["curl", "-sS", "--fail", "--parallel", "--parallel-max", "16"]
+    for p in ctx.digests:
+        cmd += ["-o", str(ctx.dest / p), f"{ctx.nginx_url}/{p}"]
+    return cmd
+
+
+def tool_curl(ctx: Context) -> Command:
+    return Command(curl_argv(ctx), "nginx", "no (and no fsync)")
+
+
+def shell_after_curl(ctx: Context, then: str) -> list[str]:
+    files = " ".join(f"'{ctx.dest / p}'" for p in ctx.digests)
+    curl = " ".join(f"'{a}'" for a in curl_argv(ctx))
+    return ["sh", "-c", f"{curl} && {then.format(files=files)}"]
+
+
+def ref_curl_fsync(ctx: Context) -> Command:
+    return Command(shell_after_curl(ctx, "sync {files}"), "nginx", "no (fsync of every file afterwards)")
+
+
+def ref_curl_sha256sum(ctx: Context) -> Command:
+    return Command(shell_after_curl(ctx, "sha256sum {files} >/dev/null && sync {files}"), "nginx",
+                   "yes (sha256sum afterwards, second read), fsync")
+
+
+TOOLS: dict[str, Callable[[Context], Command]] = {
+    "modelagent": tool_modelagent,
+    "modelagent-engine": tool_modelagent_engine,
+    "huggingface_hub": tool_huggingface_hub,
+    "aria2c": tool_aria2c,
+    "curl": tool_curl,
+}
+REFERENCES: dict[str, Callable[[Context], Command]] = {
+    "curl+fsync": ref_curl_fsync,
+    "curl+sha256sum": ref_curl_sha256sum,
+}
+
+
 def run_timed(tool: str, source: str, cmd: list[str], env: dict[str, str], dest: Path,
               digests: dict[str, str], expected_bytes: int, verified: str, timeout: float) -> Outcome:
     shutil.rmtree(dest, ignore_errors=True)
@@ -184,7 +282,8 @@ def run_timed(tool: str, source: str, cmd: list[str], env: dict[str, str], dest:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     nbytes = sum((dest / p).stat().st_size for p in digests if (dest / p).exists())
     ok = proc.returncode == 0 and nbytes == expected_bytes
-    note = "" if proc.returncode == 0 else proc.stderr.decode(errors="replace").strip().splitlines()[-1:][0][:120]
+    last_line = (proc.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    note = "" if proc.returncode == 0 else last_line[:120]
     return Outcome(tool, source, seconds, cpu, nbytes, verified, ok, note)
 
 
@@ -200,11 +299,39 @@ def check_bytes(dest: Path, digests: dict[str, str]) -> bool:
     return True
 
 
+def median_run(runs: list[Outcome]) -> Outcome:
+    """The run with the median wall time (a failed run wins, so failures are never hidden)."""
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        return failed[0]
+    ordered = sorted(runs, key=lambda r: r.seconds)
+    best = ordered[(len(ordered) - 1) // 2]
+    if len(runs) > 1:
+        best.note = f"median of {len(runs)}: " + ", ".join(f"{r.seconds:.2f}" for r in runs)
+    return best
+
+
+def run_dd(out_root: Path, total: int) -> Outcome:
+    dd_dest = out_root / "dd"
+    dd_dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["sync"], check=False)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={dd_dest / 'blob'}", "bs=1M", f"count={total // MiB}", "conv=fsync"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    shutil.rmtree(dd_dest, ignore_errors=True)
+    return Outcome("dd bs=1M conv=fsync", "/dev/zero", seconds, cpu, (total // MiB) * MiB, "-", True)
+
+
 def bench_case(work: Path, model: Path, digests: dict[str, str], throttle: int | None, tools: list[str],
-               connections: int, timeout: float) -> list[Outcome]:
+               connections: int, timeout: float, repeats: int) -> list[Outcome]:
     total = sum((model / p).stat().st_size for p in digests)
     out_root = work / "out"
-    results: list[Outcome] = []
+    runs: dict[str, list[Outcome]] = {t: [] for t in tools}
+    runs["dd"] = []
     env = dict(os.environ, HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(work / "hf-home"))
     with Servers(work, model, throttle) as servers:
         env["HF_ENDPOINT"] = servers.hub_url
@@ -213,57 +340,29 @@ def bench_case(work: Path, model: Path, digests: dict[str, str], throttle: int |
                  "digest": {"kind": "sha256", "value": d}} for p, d in digests.items()]
         plan_file = work / "plan.json"
         plan_file.write_text(json.dumps(plan))
-        for tool in tools:
-            dest = out_root / tool / "dest"
-            if tool == "modelagent":
-                cmd = [sys.executable, "-m", "modelagent", "download", f"hf://{REPO}", "--dest", str(dest), "--no-progress"]
-                if connections:
-                    cmd += ["--connections", str(connections)]
-                r = run_timed(tool, "fake hub", cmd, env, dest, digests, total, "yes (SHA-256 / git-blob SHA-1)", timeout)
-            elif tool == "modelagent-engine":
-                code = ("import json,sys; from modelagent import _core; "
-                        f"o=_core.DownloadOptions(); o.max_connections={connections or 16}; "
-                        f"_core.run_download(json.load(open({str(plan_file)!r})), {str(dest)!r}, o)")
-                r = run_timed(tool, "nginx", [sys.executable, "-c", code], env, dest, digests, total, "yes (SHA-256)", timeout)
-            elif tool == "huggingface_hub":
-                code = ("from huggingface_hub import snapshot_download; "
-                        f"snapshot_download({REPO!r}, local_dir={str(dest)!r})")
-                r = run_timed(tool, "fake hub", [sys.executable, "-c", code], env, dest, digests, total,
-                              "partly (sizes; no hash of fresh files)", timeout)
-            elif tool == "aria2c":
-                listing = work / "aria2-input.txt"
-                listing.write_text("".join(f"{nginx}/{p}\n  out={p}\n  checksum=sha-256={d}\n" for p, d in digests.items()))
-                cmd = ["aria2c", "-x16", "-s16", "-j16", "--file-allocation=none", "--check-integrity=true",
-                       "--console-log-level=warn", "--summary-interval=0", "-d", str(dest), "-i", str(listing)]
-                r = run_timed(tool, "nginx", cmd, env, dest, digests, total, "yes (SHA-256, second read)", timeout)
-            elif tool == "curl":
-                cmd = ["curl", "-sS", "--fail", "--parallel", "--parallel-max", "16"]
-                for p in digests:
-                    cmd += ["-o", str(dest / p), f"{nginx}/{p}"]
-                r = run_timed(tool, "nginx", cmd, env, dest, digests, total, "no", timeout)
-            else:
-                raise SystemExit(f"unknown tool {tool}")
-            if r.ok and not check_bytes(dest, digests):
-                r.ok, r.note = False, "wrong bytes on disk"
-            results.append(r)
-            shutil.rmtree(out_root / tool, ignore_errors=True)
-    # the machine's own limit: the same byte count written by dd to the same disk
-    dd_dest = out_root / "dd"
-    dd_dest.mkdir(parents=True, exist_ok=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={dd_dest / 'blob'}", "bs=1M", f"count={total // MiB}", "conv=fsync"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    results.append(Outcome("dd bs=1M conv=fsync", "/dev/zero", seconds, cpu, (total // MiB) * MiB, "-", True))
+        # Rounds rather than one tool's repeats back to back: a burst of load from elsewhere then
+        # affects every tool, not just one.
+        for _ in range(repeats):
+            for tool in tools:
+                dest = out_root / tool / "dest"
+                make = TOOLS.get(tool) or REFERENCES.get(tool)
+                if make is None:
+                    raise SystemExit(f"unknown tool {tool}; known: {', '.join([*TOOLS, *REFERENCES])}")
+                ctx = Context(work, dest, digests, servers.hub_url, nginx, plan_file, connections)
+                command = make(ctx)
+                r = run_timed(tool, command.source, command.argv, env, dest, digests, total, command.verified, timeout)
+                if r.ok and not check_bytes(dest, digests):
+                    r.ok, r.note = False, "wrong bytes on disk"
+                runs[tool].append(r)
+                shutil.rmtree(out_root / tool, ignore_errors=True)
+            # the machine's own limit: the same byte count written by dd to the same disk
+            runs["dd"].append(run_dd(out_root, total))
     shutil.rmtree(out_root, ignore_errors=True)
-    return results
+    return [median_run(runs[t]) for t in [*tools, "dd"]]
 
 
 def table(title: str, results: list[Outcome]) -> str:
-    peers = [r for r in results if r.ok and not r.tool.startswith("modelagent") and not r.tool.startswith("dd")]
+    peers = [r for r in results if r.ok and r.tool in TOOLS and not r.tool.startswith("modelagent")]
     fastest_peer = min((r.seconds for r in peers), default=None)
     dd = next((r for r in results if r.tool.startswith("dd")), None)
     lines = [f"### {title}", "",
@@ -275,11 +374,21 @@ def table(title: str, results: list[Outcome]) -> str:
         vs_peer = f"{fastest_peer / r.seconds:.2f}x" if fastest_peer and r.ok else "-"
         vs_dd = f"{r.seconds / dd.seconds:.2f}x time" if dd and r.ok else "-"
         status = "" if r.ok else f" FAILED: {r.note}"
+        if r.tool in REFERENCES:
+            status += " (reference)"
         lines.append(f"| {r.tool}{status} | {r.source} | {r.seconds:.2f} | {rate:.0f} | {cpu_gb:.2f} | {r.verified} "
                      f"| {vs_peer} | {vs_dd} |")
     lines.append("")
     lines.append("vs fastest peer: the fastest non-modelagent tool's time divided by this tool's (above 1 = faster).")
+    spreads = [f"{r.tool}: {r.note}" for r in results if r.ok and r.note.startswith("median")]
+    if spreads:
+        lines.append("Wall seconds of every run: " + "; ".join(spreads) + ".")
     return "\n".join(lines)
+
+
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average at start {one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 def main() -> int:
@@ -294,8 +403,12 @@ def main() -> int:
                         help="per-connection server rate for the throttled case (0 skips it)")
     parser.add_argument("--throttled-shard-gib", type=float, default=0.25)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per tool; the median is reported")
+    parser.add_argument("--cases", default="fast,throttled", help="which cases to run (fast, throttled)")
     args = parser.parse_args()
     tools = [t for t in args.tools.split(",") if t]
+    cases = {c for c in args.cases.split(",") if c}
+    repeats = max(1, args.repeats)
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
@@ -304,17 +417,22 @@ def main() -> int:
     digests = build_model(fast_root, args.shards, int(args.shard_gib * 2**30))
     total = sum((fast_root / "model" / p).stat().st_size for p in digests)
     print(f"model: {len(digests)} files, {total / 1e9:.2f} GB\n")
-    print(table(f"Loopback, unthrottled ({total / 1e9:.2f} GB)",
-                bench_case(fast_root, fast_root / "model", digests, None, tools, args.connections, args.timeout)))
-    if args.throttle_mbps > 0:
+    if "fast" in cases:
+        load = load_text()
+        results = bench_case(fast_root, fast_root / "model", digests, None, tools, args.connections, args.timeout,
+                             repeats)
+        print(table(f"Loopback, unthrottled ({total / 1e9:.2f} GB; {load})", results))
+    if args.throttle_mbps > 0 and "throttled" in cases:
         slow_root = args.workdir / "throttled"
         slow_digests = build_model(slow_root, args.shards, int(args.throttled_shard_gib * 2**30))
         slow_total = sum((slow_root / "model" / p).stat().st_size for p in slow_digests)
         rate = int(args.throttle_mbps * MB)
         print()
-        print(table(f"Throttled link: {args.throttle_mbps:g} MB/s per connection ({slow_total / 1e9:.2f} GB)",
-                    bench_case(slow_root, slow_root / "model", slow_digests, rate, tools, args.connections,
-                               args.timeout)))
+        load = load_text()
+        results = bench_case(slow_root, slow_root / "model", slow_digests, rate, tools, args.connections,
+                             args.timeout, repeats)
+        print(table(f"Throttled link: {args.throttle_mbps:g} MB/s per connection ({slow_total / 1e9:.2f} GB; "
+                    f"{load})", results))
     return 0
 
 

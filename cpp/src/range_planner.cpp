@@ -71,8 +71,10 @@ std::vector<ByteRange> IntervalSet::ranges() const {
 uint64_t effective_chunk_size(uint64_t file_size, uint64_t chunk_size, int connections_per_file) {
   chunk_size = std::max<uint64_t>(chunk_size, 1);
   if (connections_per_file <= 1) return chunk_size;
-  uint64_t share = (file_size + static_cast<uint64_t>(connections_per_file) - 1) /
-                   static_cast<uint64_t>(connections_per_file);
+  // Several ranges per connection: when the last ranges of a file run alone, on a slow link, they
+  // are short, so the file does not wait long on a few connections while the others idle.
+  uint64_t pieces = static_cast<uint64_t>(connections_per_file) * kRangesPerConnection;
+  uint64_t share = (file_size + pieces - 1) / pieces;
   constexpr uint64_t kMiB = 1ull << 20;
   share = (share + kMiB - 1) / kMiB * kMiB;
   return std::min(chunk_size, std::max(share, std::min(kMinRangeSize, chunk_size)));

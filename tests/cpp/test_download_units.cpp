@@ -75,8 +75,10 @@ TEST(RangePlanner, RangesStartAligned) {
 
 TEST(RangePlanner, ChunkSizeFollowsConnectionsWithinBounds) {
   constexpr uint64_t MiB = 1 << 20;
-  EXPECT_EQ(effective_chunk_size(1024 * MiB, 64 * MiB, 8), 64 * MiB);  // capped by chunk_size
-  EXPECT_EQ(effective_chunk_size(100 * MiB, 64 * MiB, 8), 13 * MiB);   // 100/8 rounded up to MiB
+  EXPECT_EQ(effective_chunk_size(4096 * MiB, 64 * MiB, 8), 64 * MiB);  // capped by chunk_size
+  EXPECT_EQ(effective_chunk_size(1024 * MiB, 64 * MiB, 8), 32 * MiB);  // four ranges per connection
+  EXPECT_EQ(effective_chunk_size(400 * MiB, 64 * MiB, 8), 13 * MiB);   // 400/32 rounded up to MiB
+  EXPECT_EQ(effective_chunk_size(100 * MiB, 64 * MiB, 8), kMinRangeSize);
   EXPECT_EQ(effective_chunk_size(10 * MiB, 64 * MiB, 8), kMinRangeSize);
   EXPECT_EQ(effective_chunk_size(10 * MiB, 64 * MiB, 1), 64 * MiB);
   EXPECT_EQ(effective_chunk_size(10 * MiB, 1 * MiB, 8), 1 * MiB);      // never above chunk_size

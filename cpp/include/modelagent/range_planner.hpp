@@ -37,8 +37,9 @@ class IntervalSet {
 inline constexpr uint64_t kMinRangeSize = 8ull << 20;
 inline constexpr uint64_t kRangeAlignment = 4096;
 
-// Range size for a file: large enough that a range is worth a request, small enough that
-// connections_per_file ranges can run at once, never above chunk_size.
+// Range size for a file: large enough that a range is worth a request (kMinRangeSize), small enough
+// that connections_per_file connections get kRangesPerConnection ranges each, never above chunk_size.
+inline constexpr uint64_t kRangesPerConnection = 4;
 uint64_t effective_chunk_size(uint64_t file_size, uint64_t chunk_size, int connections_per_file);
 
 // Splits the gaps of `done` within [0, file_size) into ranges of at most `chunk` bytes (rounded down to
