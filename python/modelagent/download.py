@@ -75,12 +75,13 @@ class DownloadResult:
     uri: str
     dest: Path
     repo_id: str
-    """Hugging Face: the repository; other sources: the plan's label."""
+    """Hugging Face: the repository; other sources: the plan's label (unless the source's ``details``
+    name a ``repo_id``)."""
     revision: str
-    """Hugging Face: the revision asked for; other sources: ``""``."""
+    """Hugging Face: the revision asked for; other sources: ``""`` (or ``details["revision"]``)."""
     commit: str
     """Hugging Face: the 40-hex commit downloaded (the revision as resolved at the start); other sources:
-    the snapshot."""
+    the snapshot (or ``details["commit"]``)."""
     files: list[DownloadedFile]
     bytes: int
     """Total size of the files now in place."""
