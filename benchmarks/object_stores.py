@@ -73,7 +73,7 @@ def _sibling(name: str) -> types.ModuleType:
     return module
 
 
-_dl = _sibling("download")  # the synthetic model, the SHA-256 check and the result record are shared
+_dl = _sibling("download")  # the synthetic model, the SHA-256 check, dd and the result record are shared
 MB, MiB = _dl.MB, _dl.MiB
 
 NAMESPACE = "benchns"
@@ -593,17 +593,6 @@ def run_once(tool: Tool, out: Path, digests: dict[str, str], total: int, env: di
     return _dl.Outcome(tool.name, tool.store, seconds, cpu, nbytes, tool.verifies, ok, note)
 
 
-def dd_once(out: Path, total: int) -> _dl.Outcome:
-    out.mkdir(parents=True, exist_ok=True)
-    count = total // MiB
-    seconds, cpu, code, err = timed(["dd", "if=/dev/zero", f"of={out / 'blob'}", "bs=1M", f"count={count}",
-                                     "conv=fsync"])
-    shutil.rmtree(out, ignore_errors=True)
-    if code != 0:
-        raise RuntimeError(f"dd failed: {err}")
-    return _dl.Outcome("dd bs=1M conv=fsync", "-", seconds, cpu, count * MiB, "-", True)
-
-
 def median_run(runs: list[_dl.Outcome]) -> _dl.Outcome | None:
     good = sorted((r for r in runs if r.ok), key=lambda r: r.seconds)
     return good[(len(good) - 1) // 2] if len(good) == len(runs) and good else None
@@ -697,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
                 tool.runs.append(r)
             if not args.no_dd:
-                dd.append(dd_once(args.workdir / "out-dd", total))
+                dd.append(_dl.run_dd(args.workdir / "out", total))
     print(f"load average at end: {load()}\n")
     for store in ("OCI", "S3"):
         chosen = [t for t in tools if t.store == store]
