@@ -336,26 +336,32 @@ def _interruptible(cancel: Any, fn: Callable[..., _T], *args: Any) -> _T:
     """Run a blocking call so that Ctrl-C in the main thread cancels it cleanly.
 
     The call runs on a helper thread; the main thread waits in short slices so a KeyboardInterrupt is
-    noticed, cancels the token, waits for the call to return, then propagates.
+    noticed, cancels the token, waits for the call to return, then propagates. The wait is on an Event,
+    not ``Thread.join``: a KeyboardInterrupt inside ``join(timeout)`` can leave the thread marked as
+    stopped while it still runs, and a thread still inside the C++ core when the interpreter exits
+    aborts the process.
     """
     if threading.current_thread() is not threading.main_thread():
         return fn(*args)
     outcome: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             outcome["value"] = fn(*args)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             outcome["error"] = e
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, name="modelagent-source", daemon=True)
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.1)
+        while not done.wait(0.1):
+            pass
     except KeyboardInterrupt:
         cancel.cancel()
-        worker.join()
+        done.wait()
         raise
     if "error" in outcome:
         raise outcome["error"]
