@@ -119,6 +119,11 @@ void register_s3(py::module_& m) {
           }
         }
         po.max_keys = max_keys;
+        if (std::string v = param("verify_etag"); !v.empty()) {
+          if (v == "true" || v == "1" || v == "yes") po.verify_etag = true;
+          else if (v == "false" || v == "0" || v == "no") po.verify_etag = false;
+          else throw py::value_error("parameter verify_etag '" + v + "' is not true or false");
+        }
         s3::S3Plan plan;
         s3::ResolvedConfig config;
         std::string credentials_source;
@@ -159,7 +164,8 @@ void register_s3(py::module_& m) {
       py::arg("credentials") = std::map<std::string, std::string>{}, py::arg("include") = std::vector<std::string>{},
       py::arg("exclude") = std::vector<std::string>{}, py::arg("options") = py::none(),
       py::arg("cancel") = nullptr,
-      "Lists s3://bucket[@region]/prefix (parameters: region, endpoint, path_style, profile, max_keys; credentials: "
+      "Lists s3://bucket[@region]/prefix (parameters: region, endpoint, path_style, profile, max_keys, verify_etag; "
+      "credentials: "
       "the model's Secret data) and plans every object. Returns {files, objects: [(key, size, etag)], excluded, "
       "unverifiable, bucket, prefix, region, endpoint, bucket_url, path_style, credentials}.");
 }

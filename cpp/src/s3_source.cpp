@@ -408,8 +408,10 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
     f.url = config.object_url(o.key);
     f.signer = client.signer();
     f.size = o.size;
-    std::string reason;
-    if (auto d = digest_from_etag(o.etag, head.header("x-amz-server-side-encryption"), reason)) {
+    std::string reason = "ETag verification is off (parameter verify_etag=false)";
+    if (!options.verify_etag) {
+      out.unverifiable.emplace_back(f.relative_path, reason);
+    } else if (auto d = digest_from_etag(o.etag, head.header("x-amz-server-side-encryption"), reason)) {
       f.digest = *d;
     } else {
       out.unverifiable.emplace_back(f.relative_path, reason);

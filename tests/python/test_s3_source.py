@@ -402,6 +402,17 @@ def test_kms_encrypted_objects_are_unverifiable_with_the_reason(moto_server: Mot
     assert (tmp_path / "d" / "kms.bin").read_bytes() == data(1000, 5)
 
 
+def test_verify_etag_false_plans_sizes_only(moto_server: MotoServer) -> None:  # noqa: F811
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/a.bin", Body=b"abc")
+    p = plan(moto_server, "s3://models/m", verify_etag="false")
+    assert p.files[0]["digest"]["kind"] == "none"
+    assert p.unverifiable == [("a.bin", "ETag verification is off (parameter verify_etag=false)")]
+    with pytest.raises(ValueError, match="verify_etag 'maybe'"):
+        plan(moto_server, "s3://models/m", verify_etag="maybe")
+
+
 def test_archived_objects_fail_naming_the_key(moto_server: MotoServer) -> None:  # noqa: F811
     s3 = moto_server.boto3_client("s3")
     s3.create_bucket(Bucket="models")

@@ -277,6 +277,7 @@ struct PlanOptions {
   std::vector<std::string> include;
   std::vector<std::string> exclude;
   int max_keys = 1000;       // ListObjectsV2 page size
+  bool verify_etag = true;   // false: every object unverifiable (stores whose ETags are not MD5s)
   int head_concurrency = 8;  // HEAD requests in flight (server-side encryption check)
 };
 

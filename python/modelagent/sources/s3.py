@@ -16,7 +16,7 @@ from modelagent.sources.base import SourcePlan, SourceRequest
 
 __all__ = ["S3Source", "s3_snapshot"]
 
-PARAMETERS = ("region", "endpoint", "path_style", "profile", "max_keys")
+PARAMETERS = ("region", "endpoint", "path_style", "profile", "max_keys", "verify_etag")
 """``spec.storage.parameters`` keys the S3 source reads (others are ignored)."""
 
 
@@ -39,7 +39,8 @@ class S3Source:
 
     Parameters (``SourceRequest.parameters``): ``region``, ``endpoint`` (custom S3-compatible endpoint),
     ``path_style`` (``true``/``false``; default true with a custom endpoint), ``profile`` (AWS shared
-    config/credentials profile) and ``max_keys`` (listing page size, 1-1000). Credentials
+    config/credentials profile), ``max_keys`` (listing page size, 1-1000) and ``verify_etag`` (``false`` for
+    stores whose ETags are not MD5s: sizes are checked only). Credentials
     (``SourceRequest.credentials``, the model's Secret): ``aws_access_key_id``, ``aws_secret_access_key``,
     ``aws_session_token`` (upper-case ``AWS_...`` names too); without them the environment, web identity
     and the shared files are used.
