@@ -77,7 +77,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _sign_and_check(principal: _core.OciPrincipal, lookup: Callable[[str], RSAPublicKey | None], method: str = "GET") -> str:
+def _sign_and_check(
+    principal: _core.OciPrincipal, lookup: Callable[[str], RSAPublicKey | None], method: str = "GET"
+) -> str:
     url = "https://objectstorage.us-phoenix-1.oraclecloud.com/n/ns/b/bucket/o/dir%2Fw.bin?fields=name"
     body = b'{"a": 1}' if method in ("POST", "PUT") else b""
     headers = dict(principal.sign(method, url, body.decode(), []))
@@ -114,7 +116,8 @@ def test_user_principal_from_a_written_config_file(tmp_path: Path) -> None:
     with SignedOrigin(creds.key_lookup) as origin:
         _download_through_engine(principal, origin, tmp_path / "dest")
         assert origin.key_ids and set(origin.key_ids) == {creds.key_id}
-    assert _core.oci_principal("UserPrincipal", config_file=str(creds.config_file), profile="dev", region="ap-tokyo-1").region == "ap-tokyo-1"
+    override = _core.oci_principal("UserPrincipal", config_file=str(creds.config_file), profile="dev", region="ap-tokyo-1")
+    assert override.region == "ap-tokyo-1"
 
 
 def test_user_principal_config_and_profile_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,7 +142,8 @@ def test_user_principal_failures_name_file_profile_and_key(tmp_path: Path) -> No
 
     text = creds.config_file.read_text()
     creds.config_file.write_text(text.replace("pass_phrase=right", "pass_phrase=wrong"))
-    with pytest.raises(modelagent.CredentialsError, match=rf"profile \[DEFAULT\]: key_file: private key {creds.key_file}: wrong passphrase"):
+    wrong = rf"profile \[DEFAULT\]: key_file: private key {creds.key_file}: wrong passphrase"
+    with pytest.raises(modelagent.CredentialsError, match=wrong):
         _core.oci_principal("UserPrincipal", config_file=str(creds.config_file))
 
     creds.config_file.write_text(text)
@@ -149,7 +153,8 @@ def test_user_principal_failures_name_file_profile_and_key(tmp_path: Path) -> No
 
 
 def test_unknown_auth_is_rejected_with_the_allowed_values() -> None:
-    with pytest.raises(modelagent.CredentialsError, match="'instance'.*InstancePrincipal, UserPrincipal, ResourcePrincipal, OkeWorkloadIdentity"):
+    allowed = "InstancePrincipal, UserPrincipal, ResourcePrincipal, OkeWorkloadIdentity"
+    with pytest.raises(modelagent.CredentialsError, match=f"'instance'.*{allowed}"):
         _core.oci_principal("instance")
 
 
@@ -255,7 +260,8 @@ def test_resource_principal_from_environment(tmp_path: Path, monkeypatch: pytest
     for name, value in rp.env(inline=inline).items():
         monkeypatch.setenv(name, value)
     principal = _core.oci_principal("ResourcePrincipal")
-    assert (principal.auth, principal.region, principal.tenancy) == ("ResourcePrincipal", "us-ashburn-1", rp.issuer.tenancy)
+    assert principal.auth == "ResourcePrincipal"
+    assert (principal.region, principal.tenancy) == ("us-ashburn-1", rp.issuer.tenancy)
     assert _sign_and_check(principal, rp.key_lookup) == "ST$" + rp.token
     with SignedOrigin(rp.key_lookup) as origin:
         _download_through_engine(principal, origin, tmp_path / "dest")

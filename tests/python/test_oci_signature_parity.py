@@ -26,9 +26,9 @@ CASES = [
     ("HEAD", f"{OS}/n/axabc123/b/models/o/config.json", None, {}),
     ("DELETE", f"{OS}/n/axabc123/b/models/o/old.bin", None, {}),
     ("GET", "https://127.0.0.1:8443/n/ns/b/bk/o?start=a%20b", None, {}),
-    ("PUT", f"{OS}/n/axabc123/b/models/o/weights.bin", b"\x00\x01binary body\xff", {"content-type": "application/octet-stream"}),
+    ("PUT", f"{OS}/n/axabc123/b/models/o/weights.bin", b"\x00\x01binary\xff", {"content-type": "application/octet-stream"}),
     ("POST", f"{OS}/n/axabc123/b/models/actions/listObjects", b'{"prefix": "llama/", "limit": 5}', {}),
-    ("POST", "https://auth.us-phoenix-1.oraclecloud.com/v1/x509", b'{"certificate": "MIIB"}', {"content-type": "application/json"}),
+    ("POST", "https://auth.example.com/v1/x509", b'{"certificate": "MIIB"}', {"content-type": "application/json"}),
     ("PUT", f"{OS}/n/axabc123/b/models/o/empty", b"", {}),
 ]
 
@@ -38,7 +38,9 @@ def key() -> RSAPrivateKey:
     return generate_rsa_key()
 
 
-def _sdk_headers(signer: object, method: str, url: str, body: bytes | None, headers: dict[str, str], **kw: bool) -> dict[str, str]:
+def _sdk_headers(
+    signer: object, method: str, url: str, body: bytes | None, headers: dict[str, str], **kw: bool
+) -> dict[str, str]:
     request = requests.Request(method, url, data=body, headers={"date": DATE, **headers}).prepare()
     assert request.url == url, "requests rewrote the URL; the comparison would not be like for like"
     signer(request, **kw)  # type: ignore[operator]
@@ -59,7 +61,8 @@ def test_user_principal_signature_equals_the_sdk(
 ) -> None:
     pem = private_key_pem(key)
     fingerprint = key_fingerprint(key)
-    sdk = _sdk_headers(oci.signer.Signer(TENANCY, USER, fingerprint, None, private_key_content=pem), method, url, body, headers)
+    sdk_signer = oci.signer.Signer(TENANCY, USER, fingerprint, None, private_key_content=pem)
+    sdk = _sdk_headers(sdk_signer, method, url, body, headers)
     ours = _our_headers(method, url, body, headers, f"{TENANCY}/{USER}/{fingerprint}", pem)
     assert ours["authorization"] == sdk["authorization"]
     for name in ("date", "host", "content-length", "content-type", "x-content-sha256"):
@@ -93,11 +96,13 @@ def test_federation_signature_without_host_equals_the_sdk_scheme(key: RSAPrivate
     # The SDK's federation signer signs "date (request-target)" plus the body headers, never host.
     sdk_signer = oci.signer.AbstractBaseSigner()
     key_id = f"{TENANCY}/fed-x509-sha256/AB:CD"
-    sdk_signer.create_signers(key_id, key, ["date", "(request-target)"], ["content-length", "content-type", "x-content-sha256"])
+    body_headers = ["content-length", "content-type", "x-content-sha256"]
+    sdk_signer.create_signers(key_id, key, ["date", "(request-target)"], body_headers)
     url = "https://auth.us-phoenix-1.oraclecloud.com/v1/x509"
     body = b'{"certificate": "MIIB", "publicKey": "MIIB"}'
     sdk = _sdk_headers(sdk_signer, "POST", url, body, {"content-type": "application/json"})
-    ours = _our_headers("POST", url, body, {"content-type": "application/json"}, key_id, private_key_pem(key), host=False)
+    json_type = {"content-type": "application/json"}
+    ours = _our_headers("POST", url, body, json_type, key_id, private_key_pem(key), host=False)
     assert ours["authorization"] == sdk["authorization"]
     assert "host" not in ours
 

@@ -12,7 +12,7 @@
 Each exposes ``key_lookup(key_id)`` returning the RSA public key a fake OCI service should verify a
 signature with (``ST$<token>`` for tokens it issued and that have not expired), so a fake Object Storage
 can accept requests from any of these principals: pass ``combine_key_lookups(a.key_lookup, ...)``.
-Servers start on construction-free ``start()``/``with`` and count requests in ``counters``.
+Servers run between ``start()`` and ``stop()`` (or in a ``with`` block) and count requests in ``counters``.
 """
 
 from __future__ import annotations
@@ -535,7 +535,8 @@ class FakeOkeProxymux(_FakeServer):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(chain)
         super().__init__(port=port, tls=context)
-        self.sa_token = "eyJhbGciOiJSUzI1NiJ9." + _b64url(json.dumps({"sub": "system:serviceaccount:ns:sa"}).encode()) + ".sig"
+        claims = _b64url(json.dumps({"sub": "system:serviceaccount:ns:sa"}).encode())
+        self.sa_token = f"eyJhbGciOiJSUzI1NiJ9.{claims}.sig"
         self.token_path = directory / "token"
         self.token_path.write_text(self.sa_token)
         self.issuer = TokenIssuer(tenancy, token_lifetime)
