@@ -135,3 +135,45 @@ def test_the_fake_services_verifier_accepts_sdk_requests_and_rejects_tampering(k
             verify_request(method, target + "x", sdk, body or b"", lookup, now=now)
     with pytest.raises(SignatureError, match="away from the server clock"):
         verify_request("GET", "/n/", _sdk_headers(sdk_signer, "GET", f"{OS}/n/", None, {}), b"", lookup, now=now + 301)
+
+
+def _signed(key: RSAPrivateKey, method: str, body: bytes = b"", **kw: bool) -> dict[str, str]:
+    return _our_headers(method, f"{OS}/n/ns/b/bk/o/x", body, {}, "kid", private_key_pem(key), **kw)
+
+
+def test_verifier_enforces_the_required_headers_per_method(key: RSAPrivateKey) -> None:
+    from email.utils import parsedate_to_datetime
+
+    now = parsedate_to_datetime(DATE).timestamp()
+    lookup = {"kid": key.public_key()}.get
+
+    def check(method: str, headers: dict[str, str], body: bytes = b"", **kw: bool) -> str:
+        return verify_request(method, "/n/ns/b/bk/o/x", headers, body, lookup, now=now, **kw)
+
+    assert check("GET", _signed(key, "GET")) == "kid"
+    unsigned_body = _signed(key, "PUT", b"data", body_headers=False)
+    with pytest.raises(SignatureError, match="required headers: content-length content-type x-content-sha256"):
+        check("PUT", unsigned_body, b"data")
+    assert check("PUT", unsigned_body, b"data", body_headers_required=False) == "kid"
+    no_host = _signed(key, "POST", b"{}", host=False)
+    with pytest.raises(SignatureError, match="required headers: host"):
+        check("POST", no_host, b"{}")
+    assert check("POST", no_host, b"{}", host_required=False) == "kid"
+    with pytest.raises(SignatureError, match="x-content-sha256 does not match"):
+        check("POST", _signed(key, "POST", b"{}"), b"{ }")
+    with pytest.raises(SignatureError, match="unknown keyId 'kid'"):
+        verify_request("GET", "/n/ns/b/bk/o/x", _signed(key, "GET"), b"", lambda _: None, now=now)
+    headers = _signed(key, "GET")
+    for old, new, why in [
+        ('version="1"', 'version="2"', "unsupported signature version"),
+        ("rsa-sha256", "hmac-sha256", "unsupported algorithm"),
+        ('headers="date (request-target) host"', 'headers="(request-target) host"', "required headers: date"),
+    ]:
+        with pytest.raises(SignatureError, match=why):
+            check("GET", headers | {"authorization": headers["authorization"].replace(old, new)})
+    with pytest.raises(SignatureError, match="missing Authorization"):
+        check("GET", {k: v for k, v in headers.items() if k != "authorization"})
+    with pytest.raises(SignatureError, match="not an OCI 'Signature' header"):
+        check("GET", headers | {"authorization": "Bearer abc"})
+    error = SignatureError("x")
+    assert (error.status, error.code) == (401, "NotAuthenticated")
