@@ -4,6 +4,8 @@ deterministic, so any difference in the signing string shows up as a different s
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
+
 import oci
 import pytest
 import requests
@@ -55,15 +57,21 @@ def _our_headers(
     return {k.lower(): v for k, v in signed}
 
 
+def _user_signer(key: RSAPrivateKey) -> tuple[oci.signer.Signer, str, str]:
+    """The SDK's API-key signer for `key`, our keyId for it and the key's PEM."""
+    pem = private_key_pem(key)
+    fingerprint = key_fingerprint(key)
+    sdk_signer = oci.signer.Signer(TENANCY, USER, fingerprint, None, private_key_content=pem)
+    return sdk_signer, f"{TENANCY}/{USER}/{fingerprint}", pem
+
+
 @pytest.mark.parametrize(("method", "url", "body", "headers"), CASES, ids=[f"{c[0]} {c[1][-40:]}" for c in CASES])
 def test_user_principal_signature_equals_the_sdk(
     key: RSAPrivateKey, method: str, url: str, body: bytes | None, headers: dict[str, str]
 ) -> None:
-    pem = private_key_pem(key)
-    fingerprint = key_fingerprint(key)
-    sdk_signer = oci.signer.Signer(TENANCY, USER, fingerprint, None, private_key_content=pem)
+    sdk_signer, key_id, pem = _user_signer(key)
     sdk = _sdk_headers(sdk_signer, method, url, body, headers)
-    ours = _our_headers(method, url, body, headers, f"{TENANCY}/{USER}/{fingerprint}", pem)
+    ours = _our_headers(method, url, body, headers, key_id, pem)
     assert ours["authorization"] == sdk["authorization"]
     for name in ("date", "host", "content-length", "content-type", "x-content-sha256"):
         if name in ours or method in ("PUT", "POST"):
@@ -74,11 +82,9 @@ def test_user_principal_signature_equals_the_sdk(
 def test_object_upload_signature_without_body_headers_equals_the_sdk(
     key: RSAPrivateKey, method: str, url: str, body: bytes | None, headers: dict[str, str]
 ) -> None:
-    pem = private_key_pem(key)
-    fingerprint = key_fingerprint(key)
-    sdk_signer = oci.signer.Signer(TENANCY, USER, fingerprint, None, private_key_content=pem)
+    sdk_signer, key_id, pem = _user_signer(key)
     sdk = _sdk_headers(sdk_signer, method, url, body, headers, enforce_content_headers=False)
-    ours = _our_headers(method, url, body, headers, f"{TENANCY}/{USER}/{fingerprint}", pem, body_headers=False)
+    ours = _our_headers(method, url, body, headers, key_id, pem, body_headers=False)
     assert ours["authorization"] == sdk["authorization"]
     assert 'headers="date (request-target) host"' in ours["authorization"]
 
@@ -119,12 +125,8 @@ def test_encrypted_keys_sign_like_plain_ones(key: RSAPrivateKey, pkcs8: bool) ->
 
 def test_the_fake_services_verifier_accepts_sdk_requests_and_rejects_tampering(key: RSAPrivateKey) -> None:
     """The verifier the fakes share agrees with the SDK too (so a fake's 401 means our signer is wrong)."""
-    pem = private_key_pem(key)
-    key_id = f"{TENANCY}/{USER}/{key_fingerprint(key)}"
+    sdk_signer, key_id, _ = _user_signer(key)
     lookup = {key_id: key.public_key()}.get
-    sdk_signer = oci.signer.Signer(TENANCY, USER, key_fingerprint(key), None, private_key_content=pem)
-    from email.utils import parsedate_to_datetime
-
     now = parsedate_to_datetime(DATE).timestamp()
     for method, url, body, headers in CASES:
         sdk = _sdk_headers(sdk_signer, method, url, body, headers)
@@ -142,8 +144,6 @@ def _signed(key: RSAPrivateKey, method: str, body: bytes = b"", **kw: bool) -> d
 
 
 def test_verifier_enforces_the_required_headers_per_method(key: RSAPrivateKey) -> None:
-    from email.utils import parsedate_to_datetime
-
     now = parsedate_to_datetime(DATE).timestamp()
     lookup = {"kid": key.public_key()}.get
 
