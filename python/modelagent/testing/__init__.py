@@ -15,6 +15,10 @@ from typing import Any
 _EXPORTS = {
     "FakeHub": "modelagent.testing.hf_hub",
     "FakeObjectStorage": "modelagent.testing.oci_object_storage",
+    "FakeInstanceIdentity": "modelagent.testing.oci_identity",
+    "FakeOkeProxymux": "modelagent.testing.oci_identity",
+    "ResourcePrincipalCredentials": "modelagent.testing.oci_identity",
+    "write_oci_config": "modelagent.testing.oci_identity",
     "HubFile": "modelagent.testing.hf_hub",
     "Fault": "modelagent.testing._http",
     "RequestRecord": "modelagent.testing._http",
@@ -35,12 +39,16 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "FakeHub",
+    "FakeInstanceIdentity",
     "FakeObjectStorage",
+    "FakeOkeProxymux",
     "Fault",
     "HubFile",
     "RequestRecord",
+    "ResourcePrincipalCredentials",
     "SyntheticModel",
     "add_synthetic_model",
+    "write_oci_config",
     "write_safetensors",
     "write_synthetic_model",
 ]
