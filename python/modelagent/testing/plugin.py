@@ -18,6 +18,8 @@ Fixtures:
   API server (docs/testing-kubernetes.md).
 * ``fake_oci`` - a started :class:`~modelagent.testing.oci_object_storage.FakeObjectStorage` (signature
   checking fake OCI Object Storage); ``OCI_OBJECT_STORAGE_ENDPOINT`` points at it. Needs ``cryptography``.
+* ``moto_server``, ``moto_server_factory`` - a ``moto_server`` S3 process on 127.0.0.1 (PyPI
+  ``moto[server]``), reset for each test (:class:`~modelagent.testing.s3_server.MotoServer`).
 * ``model_agent``, ``model_agent_factory`` - a real ``model-agent run`` process against the fake API
   server and fake hub (or standalone); a failed test gets the agent's log tail in its report.
 """
@@ -42,6 +44,7 @@ from modelagent.testing.kube_fixtures import (  # noqa: F401  (fixtures re-expor
     kube_config_file,
 )
 from modelagent.testing.model_factory import SyntheticModel, write_synthetic_model
+from modelagent.testing.s3_server import moto_server, moto_server_factory  # noqa: F401
 
 _HF_VARS_TO_CLEAR = (
     "HF_TOKEN",
