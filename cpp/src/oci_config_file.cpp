@@ -4,18 +4,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/oci_auth.hpp"
 
 namespace modelagent::oci {
 namespace {
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 std::string where(const ConfigProfile& p) { return "OCI config file " + p.file + ", profile [" + p.profile + "]"; }
 
@@ -73,19 +67,19 @@ ConfigProfile load_config_profile(const std::string& path, const std::string& pr
   int number = 0;
   while (std::getline(in, line)) {
     ++number;
-    std::string text = trim(line);
+    std::string text = trim_space(line);
     if (text.empty() || text[0] == '#' || text[0] == ';') continue;
     if (text.front() == '[') {
       if (text.back() != ']' || text.size() < 3) {
         throw CredentialsError("OCI config file " + out.file + " line " + std::to_string(number) +
                                ": malformed section header " + text);
       }
-      section = trim(text.substr(1, text.size() - 2));
+      section = trim_space(text.substr(1, text.size() - 2));
       sections[section];
       continue;
     }
     auto eq = text.find('=');
-    if (eq == std::string::npos || trim(text.substr(0, eq)).empty()) {
+    if (eq == std::string::npos || trim_space(text.substr(0, eq)).empty()) {
       throw CredentialsError("OCI config file " + out.file + " line " + std::to_string(number) +
                              ": expected key=value");
     }
@@ -93,7 +87,7 @@ ConfigProfile load_config_profile(const std::string& path, const std::string& pr
       throw CredentialsError("OCI config file " + out.file + " line " + std::to_string(number) +
                              ": key outside of any [profile] section");
     }
-    sections[section][trim(text.substr(0, eq))] = trim(text.substr(eq + 1));
+    sections[section][trim_space(text.substr(0, eq))] = trim_space(text.substr(eq + 1));
   }
 
   auto found = sections.find(out.profile);

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/glob_match.hpp"
@@ -19,48 +20,9 @@ namespace modelagent::oci {
 
 namespace {
 
-constexpr size_t kMaxPathBytes = 4096;
-constexpr size_t kMaxSegmentBytes = 255;
 constexpr size_t kMaxNamesInMessage = 10;
 
-// An object name as shown in messages: control bytes (NUL included) as \xNN.
-std::string printable(const std::string& name) {
-  std::string out;
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 bool ends_with(const std::string& s, char c) { return !s.empty() && s.back() == c; }
-
-// Why `path` cannot be placed under a destination directory, or "" when it can.
-std::string unsafe_reason(const std::string& path) {
-  if (path.empty()) return "it maps to an empty path";
-  if (path.size() > kMaxPathBytes) return "its path is longer than " + std::to_string(kMaxPathBytes) + " bytes";
-  if (path.front() == '/') return "it is an absolute path";
-  if (path.find('\0') != std::string::npos) return "it contains a NUL byte";
-  if (path.find('\\') != std::string::npos) return "it contains a backslash";
-  size_t begin = 0;
-  while (begin <= path.size()) {
-    size_t end = path.find('/', begin);
-    if (end == std::string::npos) end = path.size();
-    std::string_view segment(path.data() + begin, end - begin);
-    if (segment.empty()) return "it has an empty path segment ('//')";
-    if (segment == "." || segment == "..") return "it has a '" + std::string(segment) + "' path segment";
-    if (segment.size() > kMaxSegmentBytes) {
-      return "a path segment is longer than " + std::to_string(kMaxSegmentBytes) + " bytes";
-    }
-    begin = end + 1;
-  }
-  return "";
-}
 
 bool is_archived(const ObjectSummary& o) {
   if (o.archival_state == "Archived" || o.archival_state == "Restoring") return true;
@@ -104,9 +66,10 @@ Selection select_objects(const std::vector<ObjectSummary>& objects, const std::s
       out.excluded.push_back({o.name, "name ends with '/' but the object is not empty (not a file name)"});
       continue;
     }
-    if (std::string why = unsafe_reason(path); !why.empty()) {
-      throw UnsafePathError("refusing OCI object '" + printable(o.name) + "': " + why +
-                            " (it could be written outside the destination directory)");
+    try {
+      check_safe_relative_name(path);
+    } catch (const UnsafePathError& e) {
+      throw UnsafePathError("refusing OCI object '" + printable(o.name) + "': " + e.what());
     }
     if (path == kStateDirName || path.rfind(std::string(kStateDirName) + "/", 0) == 0) {
       out.excluded.push_back({o.name, "reserved path"});

@@ -1,5 +1,6 @@
 // OCI HTTP request signatures (version 1, rsa-sha256) and the RSA key handling behind them.
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/oci_signer.hpp"
 
 #include <openssl/bio.h>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 
 namespace modelagent::oci {
@@ -35,14 +37,9 @@ std::string openssl_error() {
   return buf;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 const std::string* find_header(const HeaderList& headers, const std::string& name) {
   for (const auto& [key, value] : headers) {
-    if (lower(key) == name) return &value;
+    if (ascii_lower(key) == name) return &value;
   }
   return nullptr;
 }
@@ -203,34 +200,23 @@ std::string colon_hex(const std::string& bytes, bool upper_case) {
 }
 
 std::string base64_encode(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
+  return modelagent::base64_encode(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 }
 
 std::string base64_decode(const std::string& text) {
-  std::string out;
-  unsigned value = 0;
-  int bits = 0;
+  // JWT segments use the URL-safe alphabet without padding; PEM-style text may wrap lines.
+  std::string standard;
+  standard.reserve(text.size() + 3);
   for (char c : text) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else if (c == '=' || c == '\n' || c == '\r') continue;
-    else throw std::invalid_argument("invalid base64 character");
-    value = (value << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((value >> bits) & 0xff);
-    }
+    if (c == '\n' || c == '\r') continue;
+    standard += c == '-' ? '+' : c == '_' ? '/' : c;
   }
-  return out;
+  while (!standard.empty() && standard.back() == '=') standard.pop_back();
+  if (standard.size() % 4 == 1) throw std::invalid_argument("invalid base64 length");
+  standard.append((4 - standard.size() % 4) % 4, '=');
+  auto decoded = modelagent::base64_decode(standard);
+  if (!decoded) throw std::invalid_argument("invalid base64 character");
+  return std::string(decoded->begin(), decoded->end());
 }
 
 std::string http_date(std::chrono::system_clock::time_point when) {
@@ -260,7 +246,7 @@ std::string signing_string(const std::string& method, const std::string& request
   for (const auto& name : signed_headers) {
     if (!out.empty()) out += '\n';
     if (name == "(request-target)") {
-      out += "(request-target): " + lower(method) + " " + request_target;
+      out += "(request-target): " + ascii_lower(method) + " " + request_target;
       continue;
     }
     const std::string* value = find_header(headers, name);
@@ -295,7 +281,7 @@ void sign_request(const std::string& method, const std::string& url, const std::
     if (!find_header(headers, "x-content-sha256")) headers.emplace_back("x-content-sha256", base64_encode(sha256(body)));
     names.insert(names.end(), {"content-length", "content-type", "x-content-sha256"});
   }
-  std::erase_if(headers, [](const auto& kv) { return lower(kv.first) == "authorization"; });
+  std::erase_if(headers, [](const auto& kv) { return ascii_lower(kv.first) == "authorization"; });
 
   std::string text = signing_string(upper, target, names, headers);
   std::string joined;

@@ -1,5 +1,6 @@
 // Rejects destination names that could write outside the root, before anything is written.
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/path_safety.hpp"
 
 #include <sys/stat.h>
@@ -25,23 +26,10 @@ constexpr size_t kMaxPath = 4096;
 constexpr const char* kPartialSuffix = ".partial";
 constexpr const char* kJournalSuffix = ".journal";
 
-std::string printable(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (out.size() > 200) out = out.substr(0, 200) + "...";
-  return "\"" + out + "\"";
-}
+std::string quoted(const std::string& s) { return "\"" + printable(s, 200) + "\""; }
 
 [[noreturn]] void unsafe(const std::string& relative_path, const std::string& why) {
-  throw UnsafePathError("unsafe destination path " + printable(relative_path) + ": " + why);
+  throw UnsafePathError("unsafe destination path " + quoted(relative_path) + ": " + why);
 }
 
 bool is_within(const std::filesystem::path& base, const std::filesystem::path& p) {
@@ -77,7 +65,7 @@ uint64_t fnv1a(std::string_view s) {
 
 }  // namespace
 
-void check_safe_relative_path(const std::filesystem::path& root, const std::string& relative_path) {
+void check_safe_relative_name(const std::string& relative_path) {
   if (relative_path.empty()) unsafe(relative_path, "empty");
   if (relative_path.find('\0') != std::string::npos) unsafe(relative_path, "contains a NUL byte");
   if (relative_path.find('\\') != std::string::npos) unsafe(relative_path, "contains a backslash");
@@ -93,7 +81,10 @@ void check_safe_relative_path(const std::filesystem::path& root, const std::stri
       unsafe(relative_path, "segment longer than " + std::to_string(kMaxSegment) + " bytes");
     }
   }
+}
 
+void check_safe_relative_path(const std::filesystem::path& root, const std::string& relative_path) {
+  check_safe_relative_name(relative_path);
   // Existing symlinks along the way must resolve inside the root.
   std::error_code ec;
   std::filesystem::path canonical_root = std::filesystem::weakly_canonical(root, ec);
@@ -152,7 +143,7 @@ void validate_plan_paths(const DownloadPlan& plan, const std::filesystem::path& 
     std::filesystem::path final_path(f.relative_path);
     for (const auto& own : {partial_path_for(final_path), journal_path_for(final_path)}) {
       if (files.count(own.string())) {
-        unsafe(own.string(), "collides with the download's temporary file for " + printable(f.relative_path));
+        unsafe(own.string(), "collides with the download's temporary file for " + quoted(f.relative_path));
       }
     }
   }

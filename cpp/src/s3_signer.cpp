@@ -8,6 +8,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/s3.hpp"
@@ -28,11 +29,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 // Header values are trimmed and inner runs of spaces collapse to one.
@@ -62,13 +58,13 @@ UrlParts split_url(const std::string& url) {
   UrlParts p;
   size_t sep = url.find("://");
   if (sep == std::string::npos) throw DownloadError("SigV4: not an absolute URL: " + url);
-  p.scheme = lower(url.substr(0, sep));
+  p.scheme = ascii_lower(url.substr(0, sep));
   size_t host_start = sep + 3;
   size_t path_start = url.find_first_of("/?#", host_start);
   std::string authority = url.substr(host_start, path_start == std::string::npos ? std::string::npos
                                                                                   : path_start - host_start);
   if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
-  authority = lower(authority);
+  authority = ascii_lower(authority);
   if ((p.scheme == "https" && authority.ends_with(":443")) || (p.scheme == "http" && authority.ends_with(":80"))) {
     authority = authority.substr(0, authority.rfind(':'));
   }
@@ -117,7 +113,7 @@ std::string canonical_query(const std::string& query, const std::string& url) {
 }
 
 void set_header(HeaderList& headers, const std::string& name, const std::string& value) {
-  std::erase_if(headers, [&](const auto& kv) { return lower(kv.first) == name; });
+  std::erase_if(headers, [&](const auto& kv) { return ascii_lower(kv.first) == name; });
   headers.emplace_back(name, value);
 }
 
@@ -247,7 +243,7 @@ SigningResult SigV4Signer::sign_at(const std::string& method, const std::string&
                             ? std::string(kUnsignedPayload)
                             : sha256_hex(body);
   std::erase_if(headers, [](const auto& kv) {
-    std::string n = lower(kv.first);
+    std::string n = ascii_lower(kv.first);
     return n == "authorization" || n == "x-amz-date" || n == "x-amz-content-sha256" || n == "x-amz-security-token";
   });
   headers.emplace_back("x-amz-date", date);
@@ -258,7 +254,7 @@ SigningResult SigV4Signer::sign_at(const std::string& method, const std::string&
   std::map<std::string, std::string> signed_headers;
   bool has_host = false;
   for (const auto& [name, value] : headers) {
-    std::string n = lower(name);
+    std::string n = ascii_lower(name);
     if (!is_signed_header(n)) continue;
     if (n == "host") has_host = true;
     auto [it, inserted] = signed_headers.emplace(n, canonical_value(value));

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/glob_match.hpp"
 #include "modelagent/path_safety.hpp"
@@ -20,26 +21,14 @@ namespace modelagent::s3 {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
 std::optional<std::string> env_value(const EnvLookup& env, const char* name) {
   auto v = env(name);
-  if (v && !trim(*v).empty()) return trim(*v);
+  if (v && !trim_space(*v).empty()) return trim_space(*v);
   return std::nullopt;
 }
 
 std::optional<bool> parse_bool(const std::string& text) {
-  std::string t = lower(trim(text));
+  std::string t = ascii_lower(trim_space(text));
   if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
   if (t == "false" || t == "0" || t == "no" || t == "off") return false;
   return std::nullopt;
@@ -95,10 +84,10 @@ ResolvedConfig resolve_config(const S3StorageUri& uri, const SourceParameters& p
   ResolvedConfig c;
   c.bucket = uri.bucket;
   c.prefix = uri.prefix;
-  c.profile = !trim(parameters.profile).empty() ? trim(parameters.profile)
+  c.profile = !trim_space(parameters.profile).empty() ? trim_space(parameters.profile)
                                                   : env_value(env, "AWS_PROFILE").value_or("default");
   if (!uri.region.empty()) c.region = uri.region;
-  else if (!trim(parameters.region).empty()) c.region = trim(parameters.region);
+  else if (!trim_space(parameters.region).empty()) c.region = trim_space(parameters.region);
   else if (auto r = env_value(env, "AWS_REGION")) c.region = *r;
   else if (auto r2 = env_value(env, "AWS_DEFAULT_REGION")) c.region = *r2;
   else c.region = config_file_region(c.profile, env);
@@ -106,8 +95,8 @@ ResolvedConfig resolve_config(const S3StorageUri& uri, const SourceParameters& p
 
   std::string endpoint;
   const char* endpoint_source = "parameter endpoint";
-  if (!trim(parameters.endpoint).empty()) {
-    endpoint = trim(parameters.endpoint);
+  if (!trim_space(parameters.endpoint).empty()) {
+    endpoint = trim_space(parameters.endpoint);
   } else if (auto e = env_value(env, "AWS_ENDPOINT_URL_S3")) {
     endpoint = *e;
     endpoint_source = "AWS_ENDPOINT_URL_S3";
@@ -117,7 +106,7 @@ ResolvedConfig resolve_config(const S3StorageUri& uri, const SourceParameters& p
   }
   bool custom = !endpoint.empty();
   if (custom) {
-    std::string l = lower(endpoint);
+    std::string l = ascii_lower(endpoint);
     if (!l.starts_with("http://") && !l.starts_with("https://")) {
       throw InvalidStorageUri(std::string(endpoint_source) + " '" + endpoint + "' must start with http:// or https://");
     }
@@ -132,7 +121,7 @@ ResolvedConfig resolve_config(const S3StorageUri& uri, const SourceParameters& p
   } else {
     c.endpoint = "https://s3." + c.region + ".amazonaws.com";
   }
-  if (!trim(parameters.path_style).empty()) {
+  if (!trim_space(parameters.path_style).empty()) {
     auto v = parse_bool(parameters.path_style);
     if (!v) throw InvalidStorageUri("parameter path_style '" + parameters.path_style + "' is not true or false");
     c.path_style = *v;
@@ -148,9 +137,9 @@ ListPage parse_list_objects_v2(std::string_view xml, const std::string& url) {
     throw DownloadError(url + ": expected a <ListBucketResult> document, got <" + root.name + ">");
   }
   bool url_encoded = false;
-  if (const XmlElement* enc = root.child("EncodingType")) url_encoded = lower(trim(enc->text)) == "url";
+  if (const XmlElement* enc = root.child("EncodingType")) url_encoded = ascii_lower(trim_space(enc->text)) == "url";
   ListPage page;
-  std::string truncated = lower(trim(required(root, "IsTruncated", url).text));
+  std::string truncated = ascii_lower(trim_space(required(root, "IsTruncated", url).text));
   if (truncated != "true" && truncated != "false") {
     throw DownloadError(url + ": <IsTruncated> is '" + truncated + "', not true or false");
   }
@@ -170,14 +159,14 @@ ListPage parse_list_objects_v2(std::string_view xml, const std::string& url) {
       }
     }
     if (o.key.empty()) throw DownloadError(url + ": an object with an empty <Key>");
-    std::string size = trim(required(*contents, "Size", url).text);
+    std::string size = trim_space(required(*contents, "Size", url).text);
     if (size.empty() || size.size() > 19 ||
         !std::all_of(size.begin(), size.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       throw DownloadError(url + ": <Size> '" + size + "' of " + o.key + " is not a byte count");
     }
     o.size = std::stoull(size);
-    if (const XmlElement* etag = contents->child("ETag")) o.etag = trim(etag->text);
-    if (const XmlElement* sc = contents->child("StorageClass")) o.storage_class = trim(sc->text);
+    if (const XmlElement* etag = contents->child("ETag")) o.etag = trim_space(etag->text);
+    if (const XmlElement* sc = contents->child("StorageClass")) o.storage_class = trim_space(sc->text);
     page.objects.push_back(std::move(o));
   }
   return page;
@@ -190,10 +179,10 @@ std::string describe_error_body(std::string_view body) {
     const XmlElement* error = root.name == "Error" ? &root : root.child("Error");
     if (!error) return "";
     const XmlElement* code = error->child("Code");
-    if (!code || trim(code->text).empty()) return "";
+    if (!code || trim_space(code->text).empty()) return "";
     const XmlElement* message = error->child("Message");
-    std::string out = trim(code->text);
-    if (message && !trim(message->text).empty()) out += ": " + trim(message->text);
+    std::string out = trim_space(code->text);
+    if (message && !trim_space(message->text).empty()) out += ": " + trim_space(message->text);
     return out;
   } catch (const DownloadError&) {
     return "";
@@ -269,42 +258,32 @@ std::optional<std::string> key_to_path(const std::string& key, const std::string
     if (!rest.starts_with(prefix) || rest.size() <= prefix.size() || rest[prefix.size()] != '/') return std::nullopt;
     rest.remove_prefix(prefix.size() + 1);
   }
-  auto unsafe = [&](const std::string& why) -> std::optional<std::string> {
-    throw UnsafePathError("S3 object key '" + key + "' cannot be a file name: " + why);
-  };
-  if (rest.empty()) return unsafe("nothing is left after the prefix");
-  if (rest.front() == '/') return unsafe("the path would be absolute");
-  if (rest.find('\0') != std::string_view::npos) return unsafe("it contains NUL");
-  if (rest.find('\\') != std::string_view::npos) return unsafe("it contains a backslash");
-  size_t start = 0;
-  while (start <= rest.size()) {
-    size_t slash = rest.find('/', start);
-    std::string_view seg = rest.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (seg.empty()) return unsafe("it has an empty path segment ('//')");
-    if (seg == "." || seg == "..") return unsafe("it has a '" + std::string(seg) + "' segment");
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
+  std::string path(rest);
+  try {
+    check_safe_relative_name(path);
+  } catch (const UnsafePathError& e) {
+    throw UnsafePathError("S3 object key '" + printable(key) + "' cannot be a file name: " + e.what());
   }
-  return std::string(rest);
+  return path;
 }
 
 std::optional<Digest> digest_from_etag(const std::string& etag, const std::string& sse, std::string& reason) {
-  std::string e = trim(etag);
+  std::string e = trim_space(etag);
   if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
-  std::string s = lower(trim(sse));
+  std::string s = ascii_lower(trim_space(sse));
   if (s.starts_with("aws:kms")) {
-    reason = "encrypted with SSE-KMS (x-amz-server-side-encryption: " + trim(sse) + "): its ETag is not an MD5";
+    reason = "encrypted with SSE-KMS (x-amz-server-side-encryption: " + trim_space(sse) + "): its ETag is not an MD5";
     return std::nullopt;
   }
   if (!s.empty() && s != "aes256") {
-    reason = "server-side encryption '" + trim(sse) + "': its ETag is not an MD5";
+    reason = "server-side encryption '" + trim_space(sse) + "': its ETag is not an MD5";
     return std::nullopt;
   }
   Digest d;
   size_t dash = e.find('-');
   if (dash == std::string::npos && is_hex32(e)) {
     d.kind = DigestKind::Md5;
-    d.value = lower(e);
+    d.value = ascii_lower(e);
     return d;
   }
   if (dash != std::string::npos && is_hex32(e.substr(0, dash))) {
@@ -313,7 +292,7 @@ std::optional<Digest> digest_from_etag(const std::string& etag, const std::strin
       unsigned long parts = std::stoul(n);
       if (parts >= 1 && parts <= 10000) {
         d.kind = DigestKind::Md5Multipart;
-        d.value = lower(e.substr(0, dash));
+        d.value = ascii_lower(e.substr(0, dash));
         d.parts = static_cast<uint32_t>(parts);
         return d;
       }

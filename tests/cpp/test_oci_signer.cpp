@@ -196,6 +196,9 @@ TEST(OciSigner, Base64BothAlphabets) {
   EXPECT_EQ(base64_decode("aGVsbG8"), "hello");
   EXPECT_EQ(base64_decode("-_8"), base64_decode("+/8="));
   EXPECT_THROW(base64_decode("a*b"), std::invalid_argument);
+  EXPECT_EQ(base64_decode("aGVs\nbG8=\r\n"), "hello");
+  EXPECT_THROW(base64_decode("aGVsb"), std::invalid_argument);  // 5 characters cannot be whole bytes
+  EXPECT_THROW(base64_decode("aG=VsbG8"), std::invalid_argument);  // padding inside the text
 }
 
 TEST(OciKeys, LoadsPkcs1AndPkcs8PlainAndEncrypted) {

@@ -181,6 +181,26 @@ TEST(S3Paths, UnsafeKeysAreRejectedNamingTheKey) {
   EXPECT_THROW(key_to_path(std::string("p/a\0b", 5), "p"), UnsafePathError);
 }
 
+TEST(S3Paths, KeysFailTheEnginesNameRulesAtPlanningTime) {
+  // The same lexical rules as the engine's destination check: a segment over 255 bytes fails while
+  // planning, naming the key; a control byte is shown escaped rather than cutting the message.
+  std::string long_key = "p/" + std::string(300, 'x') + "/f";
+  try {
+    key_to_path(long_key, "p");
+    ADD_FAILURE() << "no error for a 300-byte segment";
+  } catch (const UnsafePathError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("S3 object key 'p/xxx"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("segment longer than 255"), std::string::npos) << msg;
+  }
+  try {
+    key_to_path(std::string("p/a\0b", 5), "p");
+    ADD_FAILURE() << "no error for a NUL byte";
+  } catch (const UnsafePathError& e) {
+    EXPECT_NE(std::string(e.what()).find("'p/a\\x00b'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(S3Etag, DigestKinds) {
   std::string reason;
   auto md5 = digest_from_etag("\"0CC175B9C0F1B6A831C399E269772661\"", "", reason);
