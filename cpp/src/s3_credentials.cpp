@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/s3.hpp"
 
@@ -15,22 +16,12 @@ namespace modelagent::s3 {
 namespace {
 
 constexpr auto kRefreshMargin = std::chrono::minutes(5);
-
-std::string trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
+// Keys closer than this to their expiry are not used any more, even when a refresh fails.
+constexpr auto kMinimumValidity = std::chrono::seconds(30);
 
 std::optional<std::string> non_empty(const EnvLookup& env, const std::string& name) {
   auto v = env(name);
-  if (v && !trim(*v).empty()) return trim(*v);
+  if (v && !trim_space(*v).empty()) return trim_space(*v);
   return std::nullopt;
 }
 
@@ -58,7 +49,7 @@ const std::string* secret_value(const std::map<std::string, std::string>& secret
                              return u;
                            }()}) {
     auto it = secret.find(name);
-    if (it != secret.end() && !trim(it->second).empty()) return &it->second;
+    if (it != secret.end() && !trim_space(it->second).empty()) return &it->second;
   }
   return nullptr;
 }
@@ -66,9 +57,9 @@ const std::string* secret_value(const std::map<std::string, std::string>& secret
 std::shared_ptr<const CredentialsProvider> from_pair(const std::string& id, const std::string& secret,
                                                      const std::string& token, const std::string& description) {
   Credentials c;
-  c.access_key_id = trim(id);
-  c.secret_access_key = trim(secret);
-  c.session_token = trim(token);
+  c.access_key_id = trim_space(id);
+  c.secret_access_key = trim_space(secret);
+  c.session_token = trim_space(token);
   return std::make_shared<StaticCredentialsProvider>(std::move(c), description);
 }
 
@@ -85,8 +76,8 @@ const std::map<std::string, std::string>* profile_section(const IniFile& ini, co
 
 std::string xml_text(const XmlElement& parent, const char* name, const std::string& url) {
   const XmlElement* e = parent.child(name);
-  if (!e || trim(e->text).empty()) throw CredentialsError(url + ": STS answer without <" + std::string(name) + ">");
-  return trim(e->text);
+  if (!e || trim_space(e->text).empty()) throw CredentialsError(url + ": STS answer without <" + std::string(name) + ">");
+  return trim_space(e->text);
 }
 
 }  // namespace
@@ -113,7 +104,7 @@ IniFile parse_ini(std::string_view text, const std::string& file) {
     std::string_view raw = text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
     start = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     ++line_no;
-    std::string line = trim(raw);
+    std::string line = trim_space(raw);
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     bool indented = !raw.empty() && (raw[0] == ' ' || raw[0] == '\t');
     auto bad = [&](const std::string& why) {
@@ -121,11 +112,11 @@ IniFile parse_ini(std::string_view text, const std::string& file) {
     };
     if (line[0] == '[') {
       if (line.back() != ']') bad("section header without ']'");
-      std::string name = trim(line.substr(1, line.size() - 2));
+      std::string name = trim_space(line.substr(1, line.size() - 2));
       if (name.empty()) bad("empty section name");
       // "[profile  x]" and "[profile x]" name the same section.
       if (name.starts_with("profile") && name.size() > 7 && (name[7] == ' ' || name[7] == '\t')) {
-        name = "profile " + trim(name.substr(7));
+        name = "profile " + trim_space(name.substr(7));
       }
       section = &ini[name];
       last_key.clear();
@@ -134,14 +125,14 @@ IniFile parse_ini(std::string_view text, const std::string& file) {
     size_t eq = line.find('=');
     if (indented && section && !last_key.empty() && (*section)[last_key].empty() && eq != std::string::npos) {
       // A nested value ("s3 =\n  addressing_style = path") is kept as "s3.addressing_style".
-      (*section)[last_key + "." + lower(trim(line.substr(0, eq)))] = trim(line.substr(eq + 1));
+      (*section)[last_key + "." + ascii_lower(trim_space(line.substr(0, eq)))] = trim_space(line.substr(eq + 1));
       continue;
     }
     if (eq == std::string::npos) bad("expected 'key = value'");
     if (!section) bad("'key = value' before any [section]");
-    std::string key = lower(trim(line.substr(0, eq)));
+    std::string key = ascii_lower(trim_space(line.substr(0, eq)));
     if (key.empty()) bad("empty key");
-    (*section)[key] = trim(line.substr(eq + 1));
+    (*section)[key] = trim_space(line.substr(eq + 1));
     last_key = key;
   }
   return ini;
@@ -181,24 +172,48 @@ std::string WebIdentityCredentialsProvider::describe() const {
 }
 
 Credentials WebIdentityCredentialsProvider::get() const {
-  std::lock_guard lock(mutex_);
-  auto now = std::chrono::system_clock::now();
-  if (cached_ && (!cached_->expiration || *cached_->expiration - kRefreshMargin > now)) return *cached_;
+  const auto now = std::chrono::system_clock::now();
+  auto fresh_enough = [&](const std::optional<Credentials>& c) {
+    return c && (!c->expiration || *c->expiration - kRefreshMargin > now);
+  };
+  auto still_valid = [&](const std::optional<Credentials>& c) {
+    return c && (!c->expiration || *c->expiration > now + kMinimumValidity);
+  };
+  std::optional<Credentials> current;
+  {
+    std::lock_guard state(state_mutex_);
+    current = cached_;
+  }
+  if (fresh_enough(current)) return *current;
+
+  std::unique_lock fetching(fetch_mutex_, std::defer_lock);
+  if (still_valid(current)) {
+    if (!fetching.try_lock()) return *current;  // another thread is refreshing; these keys still work
+  } else {
+    fetching.lock();
+  }
+  {
+    std::lock_guard state(state_mutex_);
+    if (fresh_enough(cached_)) return *cached_;  // refreshed while this thread waited
+    current = cached_;
+  }
   try {
-    cached_ = fetch();
+    Credentials fresh = fetch();
+    std::lock_guard state(state_mutex_);
+    cached_ = fresh;
+    return fresh;
   } catch (const CredentialsError&) {
     // An early refresh that fails keeps the current keys while they are still valid.
-    if (cached_ && *cached_->expiration > now + std::chrono::seconds(30)) return *cached_;
+    if (still_valid(current)) return *current;
     throw;
   }
-  return *cached_;
 }
 
 Credentials WebIdentityCredentialsProvider::fetch() const {
   auto token = read_file(config_.token_file, "web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)");
   if (!token) throw CredentialsError("web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE) " + config_.token_file +
                                      " does not exist");
-  std::string jwt = trim(*token);
+  std::string jwt = trim_space(*token);
   if (jwt.empty()) throw CredentialsError("web identity token file " + config_.token_file + " is empty");
   std::string base = config_.sts_endpoint + "/";
   // The STS query API, unsigned, with the parameters as a form body (as the AWS SDKs send it).

@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -431,6 +432,7 @@ class _FakeSts(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _StsHandler)
         self.lifetime = lifetime
         self.fail_after: int | None = None  # answer 500 from this many calls on
+        self.hold: threading.Event | None = None  # calls after the first wait for it before answering
         self.tokens: list[str] = []
         self.lock = threading.Lock()
 
@@ -452,6 +454,8 @@ class _StsHandler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.tokens.append(form["WebIdentityToken"][0])
             n = len(self.server.tokens)
+        if self.server.hold is not None and n > 1:
+            self.server.hold.wait(timeout=60)
         if self.server.fail_after is not None and n > self.server.fail_after:
             self.send_response(500)
             self.send_header("Content-Length", "0")
@@ -524,6 +528,46 @@ def test_failed_early_refresh_keeps_the_still_valid_keys(moto_server: MotoServer
         sts.server_close()
     assert report.files[0].verified
     assert len(sts.tokens) > 2  # refreshes were attempted and failed, the first keys stayed in use
+
+
+def test_signing_goes_on_with_still_valid_keys_while_another_thread_refreshes(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/a.bin", Body=b"x")
+    sts = _FakeSts(datetime.timedelta(minutes=2))  # valid, but inside the refresh margin
+    thread = threading.Thread(target=sts.serve_forever, daemon=True)
+    thread.start()
+    hold = threading.Event()
+    try:
+        (tmp_path / "token").write_text("t")
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+        monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.endpoint)
+        signer = plan(moto_server, "s3://models/m", credentials={}).files[0]["signer"]
+        url = f"{moto_server.endpoint}/models/m/a.bin"
+        sts.hold = hold
+        results: dict[str, list[tuple[str, str]]] = {}
+        refresher = threading.Thread(target=lambda: results.update(refresher=signer.sign("GET", url)))
+        refresher.start()
+        for _ in range(600):  # the refresher's STS call has arrived and is held
+            if len(sts.tokens) >= 2:
+                break
+            time.sleep(0.05)
+        assert len(sts.tokens) == 2
+        other = threading.Thread(target=lambda: results.update(other=signer.sign("GET", url)))
+        other.start()
+        other.join(timeout=30)
+        assert not other.is_alive(), "a second signer waited for the first one's STS refresh"
+        assert "Credential=ASIAFAKE0001/" in dict(results["other"])["authorization"]
+    finally:
+        hold.set()
+        sts.shutdown()
+        sts.server_close()
+    refresher.join(timeout=30)
+    assert "Credential=ASIAFAKE0002/" in dict(results["refresher"])["authorization"]
+    assert len(sts.tokens) == 2
 
 
 class _BrokenListing(http.server.ThreadingHTTPServer):

@@ -75,7 +75,8 @@ EnvLookup process_environment();
 
 // AssumeRoleWithWebIdentity through STS (unsigned query request, XML answer). The token file is read
 // on every refresh (Kubernetes rotates it); credentials are refreshed 5 minutes before they expire (a
-// failed early refresh keeps the current keys until 30 seconds before their expiry).
+// failed early refresh keeps the current keys until 30 seconds before their expiry). While one thread
+// refreshes keys that still work, the others keep signing with them instead of waiting for STS.
 class WebIdentityCredentialsProvider : public CredentialsProvider {
  public:
   struct Config {
@@ -93,7 +94,8 @@ class WebIdentityCredentialsProvider : public CredentialsProvider {
  private:
   Credentials fetch() const;
   Config config_;
-  mutable std::mutex mutex_;
+  mutable std::mutex fetch_mutex_;  // one STS call at a time; held during the call
+  mutable std::mutex state_mutex_;  // guards cached_; never held during a call
   mutable std::optional<Credentials> cached_;
 };
 
