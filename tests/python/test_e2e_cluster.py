@@ -439,6 +439,9 @@ def test_agent_reports_a_refused_configmap_write(kube_cluster, scope, start_agen
                                 timeout=60, what="an error log about the refused ConfigMap")
     assert f"ConfigMap {team}/{node}" in record["msg"] and "403" in record["msg"]
     assert wanted in record["msg"]
+    # The refused entry does not stop the model: it is downloaded and its node label says so.
+    label = node_label_key("BaseModel", "m", team)
+    wait_label(scope, node, label, "Ready")
     assert agent.running
 
 

@@ -448,8 +448,8 @@ def test_label_validation_messages(core: client.CoreV1Api) -> None:
         core.create_node({"metadata": {"name": "n2", "labels": {f"models.ome.io/{long_name}": "v", "k": "v" * 64}}})
     message = status_of(err.value)["message"]
     assert message.startswith('Node "n2" is invalid: [metadata.labels: ')
-    assert f'Invalid value: "models.ome.io/{long_name}": name part must be no more than 63 characters' in message
-    assert f'Invalid value: "{"v" * 64}": must be no more than 63 characters' in message
+    assert f'Invalid value: "models.ome.io/{long_name}": name part must be no more than 63 bytes' in message
+    assert f'Invalid value: "{"v" * 64}": must be no more than 63 bytes' in message
 
     with pytest.raises(ApiException) as err:
         core.create_node({"metadata": {"name": "n2", "labels": {"Bad_Prefix/x": "v"}}})
@@ -476,9 +476,9 @@ def test_configmap_size_limit_and_keys(core: client.CoreV1Api) -> None:
         core.create_namespaced_config_map("ome", {"metadata": {"name": "big"}, "data": {"a": "x" * (limit + 1)}})
     assert err.value.status == 422
     body = status_of(err.value)
-    assert body["message"] == 'ConfigMap "big" is invalid: []: Too long: must have at most 1048576 bytes'
+    assert body["message"] == 'ConfigMap "big" is invalid: []: Too long: may not be more than 1048576 bytes'
     assert body["details"]["causes"] == [
-        {"reason": "FieldValueTooLong", "message": "Too long: must have at most 1048576 bytes", "field": "[]"}]
+        {"reason": "FieldValueTooLong", "message": "Too long: may not be more than 1048576 bytes", "field": "[]"}]
 
     binary = base64.b64encode(b"\0" * 100).decode()
     exact = core.create_namespaced_config_map(
@@ -487,7 +487,7 @@ def test_configmap_size_limit_and_keys(core: client.CoreV1Api) -> None:
     exact.data["a"] += "x"  # binaryData counts decoded bytes: now one byte over
     with pytest.raises(ApiException) as err:
         core.replace_namespaced_config_map("big", "ome", exact)
-    assert err.value.status == 422 and "Too long: must have at most 1048576 bytes" in status_of(err.value)["message"]
+    assert err.value.status == 422 and "Too long: may not be more than 1048576 bytes" in status_of(err.value)["message"]
 
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map("ome", {"metadata": {"name": "keys"}, "data": {"bad/key": "v"}})

@@ -707,7 +707,10 @@ class Gopher:
                 return
         log = model_logger(_log, ref, task=str(task.type), uri=kind.uri, dest=str(dest))
         reporter.log = log
-        if not reporter.status("Updating"):
+        # A refused write (API down, RBAC, ConfigMap full) is logged and healed later; only a model that was
+        # deleted or superseded meanwhile stops here.
+        reporter.status("Updating")
+        if not reporter.current():
             return
         with self._cond:
             state.identity = identity
