@@ -3,6 +3,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include "modelagent/download_plan.hpp"
+
 namespace modelagent::bindings {
 
 void register_errors(pybind11::module_& m);
@@ -17,5 +19,9 @@ void register_oci_auth(pybind11::module_& m);
 void register_oci(pybind11::module_& m);
 void register_s3(pybind11::module_& m);
 void register_shape_filter(pybind11::module_& m);
+
+// One plan entry as the dict run_download() accepts: {path, url, size (None when unknown), digest: {kind,
+// value[, parts][, part_size]}, headers, signer (None when unsigned)}. Every source's planner returns these.
+pybind11::dict plan_entry_dict(const PlannedFile& file);
 
 }  // namespace modelagent::bindings

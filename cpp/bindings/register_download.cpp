@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,6 +26,16 @@ namespace {
 
 std::string entry_name(size_t index, const std::string& field) {
   return "plan[" + std::to_string(index) + "]" + (field.empty() ? "" : "['" + field + "']");
+}
+
+// A non-negative int field of a plan entry, at most `max`; the error names the field.
+uint64_t unsigned_field(py::handle value, const std::string& field, uint64_t max) {
+  if (!py::isinstance<py::int_>(value) || py::isinstance<py::bool_>(value)) {
+    throw py::type_error(field + " must be an int or None");
+  }
+  if (value.cast<py::int_>() < py::int_(0)) throw py::value_error(field + " must be >= 0");
+  if (value.cast<py::int_>() > py::int_(max)) throw py::value_error(field + " is larger than " + std::to_string(max));
+  return value.cast<uint64_t>();
 }
 
 Digest digest_from_python(py::handle value, size_t index) {
@@ -55,14 +66,11 @@ Digest digest_from_python(py::handle value, size_t index) {
     d.value = dict["value"].cast<std::string>();
   }
   if (dict.contains("parts") && !dict["parts"].is_none()) {
-    long long parts = dict["parts"].cast<long long>();
-    if (parts < 0 || parts > 100000) throw py::value_error(entry_name(index, "digest") + "['parts'] out of range");
-    d.parts = static_cast<uint32_t>(parts);
+    d.parts = static_cast<uint32_t>(unsigned_field(dict["parts"], entry_name(index, "digest") + "['parts']", 100000));
   }
   if (dict.contains("part_size") && !dict["part_size"].is_none()) {
-    long long part_size = dict["part_size"].cast<long long>();
-    if (part_size < 0) throw py::value_error(entry_name(index, "digest") + "['part_size'] must be >= 0");
-    d.part_size = static_cast<uint64_t>(part_size);
+    d.part_size = unsigned_field(dict["part_size"], entry_name(index, "digest") + "['part_size']",
+                                 std::numeric_limits<int64_t>::max());
   }
   return d;
 }
@@ -94,13 +102,7 @@ DownloadPlan plan_from_python(py::handle plan) {
     f.relative_path = dict["path"].cast<std::string>();
     f.url = dict["url"].cast<std::string>();
     if (dict.contains("size") && !dict["size"].is_none()) {
-      py::object size = dict["size"];
-      if (!py::isinstance<py::int_>(size) || py::isinstance<py::bool_>(size)) {
-        throw py::type_error(entry_name(index, "size") + " must be an int or None");
-      }
-      long long v = size.cast<long long>();
-      if (v < 0) throw py::value_error(entry_name(index, "size") + " must be >= 0");
-      f.size = static_cast<uint64_t>(v);
+      f.size = unsigned_field(dict["size"], entry_name(index, "size"), std::numeric_limits<int64_t>::max());
     }
     if (dict.contains("digest")) f.digest = digest_from_python(dict["digest"], index);
     if (dict.contains("headers") && !dict["headers"].is_none()) {
@@ -212,6 +214,24 @@ class PyRequestSigner : public RequestSigner {
 };
 
 }  // namespace
+
+py::dict plan_entry_dict(const PlannedFile& f) {
+  py::dict digest;
+  digest["kind"] = digest_kind_name(f.digest.kind);
+  digest["value"] = f.digest.value;
+  if (f.digest.kind == DigestKind::Md5Multipart) digest["parts"] = f.digest.parts;
+  if (f.digest.part_size != 0) digest["part_size"] = f.digest.part_size;
+  py::dict headers;
+  for (const auto& [name, value] : f.headers) headers[py::str(name)] = value;
+  py::dict entry;
+  entry["path"] = f.relative_path;
+  entry["url"] = f.url;
+  entry["size"] = f.size == kUnknownSize ? py::object(py::none()) : py::cast(f.size);
+  entry["digest"] = digest;
+  entry["headers"] = headers;
+  entry["signer"] = f.signer ? py::cast(std::const_pointer_cast<RequestSigner>(f.signer)) : py::none();
+  return entry;
+}
 
 void register_download(py::module_& m) {
   py::class_<RequestSigner, PyRequestSigner, std::shared_ptr<RequestSigner>>(

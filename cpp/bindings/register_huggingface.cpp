@@ -19,21 +19,6 @@ std::optional<uint64_t> optional_size(uint64_t size) {
   return size == kUnknownSize ? std::nullopt : std::optional<uint64_t>(size);
 }
 
-py::dict plan_entry(const PlannedFile& f) {
-  py::dict digest;
-  digest["kind"] = digest_kind_name(f.digest.kind);
-  digest["value"] = f.digest.value;
-  py::dict headers;
-  for (const auto& [name, value] : f.headers) headers[py::str(name)] = value;
-  py::dict entry;
-  entry["path"] = f.relative_path;
-  entry["url"] = f.url;
-  entry["size"] = optional_size(f.size);
-  entry["digest"] = digest;
-  entry["headers"] = headers;
-  return entry;
-}
-
 }  // namespace
 
 void register_huggingface(py::module_& m) {
@@ -147,7 +132,7 @@ void register_huggingface(py::module_& m) {
          const std::vector<hf::RepoFile>& files, const std::string& token) {
         DownloadPlan plan = hf::build_plan(endpoint, repo_id, commit, files, token);
         py::list out;
-        for (const auto& f : plan.files) out.append(plan_entry(f));
+        for (const auto& f : plan.files) out.append(plan_entry_dict(f));
         return out;
       },
       py::arg("endpoint"), py::arg("repo_id"), py::arg("commit"), py::arg("files"), py::arg("token") = "",

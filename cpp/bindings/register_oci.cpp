@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "bindings.hpp"
-#include "modelagent/digest.hpp"
 #include "modelagent/oci_object_storage.hpp"
 
 namespace py = pybind11;
@@ -48,23 +47,6 @@ py::dict summary_dict(const oci::ObjectSummary& o) {
   d["storage_tier"] = o.storage_tier;
   d["archival_state"] = o.archival_state;
   return d;
-}
-
-py::dict oci_plan_entry(const PlannedFile& f) {
-  py::dict digest;
-  digest["kind"] = digest_kind_name(f.digest.kind);
-  digest["value"] = f.digest.value;
-  if (f.digest.kind == DigestKind::Md5Multipart) digest["parts"] = f.digest.parts;
-  py::dict headers;
-  for (const auto& [name, value] : f.headers) headers[py::str(name)] = value;
-  py::dict entry;
-  entry["path"] = f.relative_path;
-  entry["url"] = f.url;
-  entry["size"] = f.size;
-  entry["digest"] = digest;
-  entry["headers"] = headers;
-  entry["signer"] = f.signer ? py::cast(std::const_pointer_cast<RequestSigner>(f.signer)) : py::none();
-  return entry;
 }
 
 py::list pairs(const std::vector<oci::Skipped>& items) {
@@ -132,7 +114,7 @@ void register_oci(py::module_& m) {
           plan = oci::build_plan(options, location, filter, cancel);
         }
         py::list files;
-        for (const auto& f : plan.plan.files) files.append(oci_plan_entry(f));
+        for (const auto& f : plan.plan.files) files.append(plan_entry_dict(f));
         py::list objects;
         for (const auto& o : plan.objects) objects.append(summary_dict(o));
         py::dict out;

@@ -7,7 +7,6 @@
 #include <string>
 
 #include "bindings.hpp"
-#include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/s3.hpp"
 #include "modelagent/storage_uri.hpp"
@@ -24,21 +23,6 @@ RetryPolicy retry_from(const DownloadOptions& options) {
   r.base_seconds = options.retry_base_seconds;
   r.cap_seconds = options.retry_cap_seconds;
   return r;
-}
-
-py::dict plan_entry(const PlannedFile& f) {
-  py::dict digest;
-  digest["kind"] = digest_kind_name(f.digest.kind);
-  digest["value"] = f.digest.value;
-  if (f.digest.kind == DigestKind::Md5Multipart) digest["parts"] = f.digest.parts;
-  py::dict entry;
-  entry["path"] = f.relative_path;
-  entry["url"] = f.url;
-  entry["size"] = f.size;
-  entry["digest"] = digest;
-  entry["headers"] = py::dict();
-  entry["signer"] = std::const_pointer_cast<RequestSigner>(f.signer);
-  return entry;
 }
 
 }  // namespace
@@ -143,7 +127,7 @@ void register_s3(py::module_& m) {
           plan = s3::plan_download(client, po);
         }
         py::list files;
-        for (const auto& f : plan.plan.files) files.append(plan_entry(f));
+        for (const auto& f : plan.plan.files) files.append(plan_entry_dict(f));
         py::list objects;
         for (const auto& o : plan.objects) objects.append(py::make_tuple(o.key, o.size, o.etag));
         py::dict out;
