@@ -18,6 +18,7 @@
 
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
+#include "modelagent/url_parts.hpp"
 
 namespace modelagent::oci {
 namespace {
@@ -79,20 +80,11 @@ std::string sha256(const std::string& data) {
   return std::string(reinterpret_cast<char*>(digest), n);
 }
 
-// Splits an absolute URL into its authority (without userinfo) and what follows it (without fragment).
+// The authority and the request target of an absolute URL, as written.
 std::pair<std::string, std::string> split_url(const std::string& url) {
-  auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos || scheme_end == 0) {
-    throw std::invalid_argument("not an absolute URL: " + url);
-  }
-  size_t start = scheme_end + 3;
-  size_t end = url.find_first_of("/?#", start);
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (auto at = authority.rfind('@'); at != std::string::npos) authority.erase(0, at + 1);
-  if (authority.empty()) throw std::invalid_argument("URL without a host: " + url);
-  std::string rest = end == std::string::npos ? "" : url.substr(end);
-  if (auto hash = rest.find('#'); hash != std::string::npos) rest.erase(hash);
-  return {authority, rest};
+  auto parts = split_absolute_url(url);
+  if (!parts) throw std::invalid_argument("not an absolute URL with a host: " + url);
+  return {parts->authority, parts->target};
 }
 
 }  // namespace

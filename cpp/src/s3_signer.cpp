@@ -12,6 +12,7 @@
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/s3.hpp"
+#include "modelagent/url_parts.hpp"
 
 namespace modelagent::s3 {
 
@@ -47,38 +48,27 @@ std::string canonical_value(const std::string& value) {
   return out;
 }
 
-struct UrlParts {
+struct SigningUrl {
   std::string scheme;
   std::string host;  // as it goes into the Host header: default ports dropped
   std::string path;
   std::string query;
 };
 
-UrlParts split_url(const std::string& url) {
-  UrlParts p;
-  size_t sep = url.find("://");
-  if (sep == std::string::npos) throw DownloadError("SigV4: not an absolute URL: " + url);
-  p.scheme = ascii_lower(url.substr(0, sep));
-  size_t host_start = sep + 3;
-  size_t path_start = url.find_first_of("/?#", host_start);
-  std::string authority = url.substr(host_start, path_start == std::string::npos ? std::string::npos
-                                                                                  : path_start - host_start);
-  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
-  authority = ascii_lower(authority);
+SigningUrl split_url(const std::string& url) {
+  auto parts = split_absolute_url(url);
+  if (!parts) throw DownloadError("SigV4: not an absolute URL: " + url);
+  SigningUrl p;
+  p.scheme = ascii_lower(parts->scheme);
+  std::string authority = ascii_lower(parts->authority);
   if ((p.scheme == "https" && authority.ends_with(":443")) || (p.scheme == "http" && authority.ends_with(":80"))) {
     authority = authority.substr(0, authority.rfind(':'));
   }
   p.host = authority;
-  if (path_start == std::string::npos) {
-    p.path = "/";
-    return p;
-  }
-  std::string rest = url.substr(path_start);
-  if (size_t hash = rest.find('#'); hash != std::string::npos) rest.resize(hash);
-  size_t q = rest.find('?');
-  p.path = rest.substr(0, q);
+  size_t q = parts->target.find('?');
+  p.path = parts->target.substr(0, q);
   if (p.path.empty()) p.path = "/";
-  if (q != std::string::npos) p.query = rest.substr(q + 1);
+  if (q != std::string::npos) p.query = parts->target.substr(q + 1);
   return p;
 }
 
@@ -232,7 +222,7 @@ std::string SigV4Signer::describe() const {
 SigningResult SigV4Signer::sign_at(const std::string& method, const std::string& url, const std::string& body,
                                    HeaderList& headers, std::chrono::system_clock::time_point when,
                                    const Credentials& credentials) const {
-  UrlParts parts = split_url(url);
+  SigningUrl parts = split_url(url);
   std::string date = amz_date(when);
   std::string day = date.substr(0, 8);
   std::string upper_method = method;

@@ -181,6 +181,8 @@ TEST(OciSigner, UrlPartsAreTakenAsWritten) {
   EXPECT_EQ(url_request_target("https://h.example?x=1"), "/?x=1");
   EXPECT_EQ(url_request_target("https://h.example/o/a%20b%2Fc?versionId=1#frag"), "/o/a%20b%2Fc?versionId=1");
   EXPECT_THROW(url_host("not a url"), std::invalid_argument);
+  EXPECT_THROW(url_host("https:///no-host"), std::invalid_argument);
+  EXPECT_THROW(url_host("://h.example/x"), std::invalid_argument);
   HeaderList headers;
   EXPECT_THROW(sign_request("GET", "/relative", "", headers, "k", test_key()), CredentialsError);
 }
