@@ -269,6 +269,17 @@ def test_heal_removes_stale_entries_only_with_live_keys(fake_kube: Any, rec: Con
     assert rec.desired() == {}
 
 
+def test_heal_keeps_keys_that_are_not_model_entries(fake_kube: Any, rec: ConfigMapReconciler) -> None:
+    rec.set_status(BM, "Ready")
+    cm = stored(fake_kube)
+    cm["data"]["filler"] = "someone else's data"
+    cm["data"]["old.basemodel.gone"] = '{"name":"gone","status":"Ready"}'
+    fake_kube.update("configmaps", cm, NS)
+    rec.heal({BM.configmap_key})
+    assert stored(fake_kube)["data"] == {BM.configmap_key: stored(fake_kube)["data"][BM.configmap_key],
+                                         "filler": "someone else's data"}
+
+
 def test_heal_is_a_no_op_when_in_sync(fake_kube: Any, rec: ConfigMapReconciler) -> None:
     rec.set_status(BM, "Ready")
     fake_kube.clear_requests()

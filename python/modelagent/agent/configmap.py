@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from modelagent._core import ModelEntry, ModelEntryError
+from modelagent._core import ModelEntry, ModelEntryError, parse_configmap_key
 from modelagent.agent.model_ref import ModelRef
 from modelagent.agent.status_sink import (
     check_status,
@@ -148,7 +148,8 @@ class ConfigMapReconciler:
 
         Recreates a deleted ConfigMap with every remembered entry, restores entries deleted or edited
         by hand, restores the ConfigMap's labels and annotations, and, when ``live_keys`` is given, forgets
-        and removes every entry whose key is not in it (models that no longer exist).
+        and removes every model entry whose key is not in it (models that no longer exist); keys that are
+        not model keys belong to someone else and are kept.
         """
         with self._lock:
             if live_keys is not None:
@@ -159,7 +160,9 @@ class ConfigMapReconciler:
             def mutate(data: dict[str, str]) -> bool:
                 changed = False
                 if live_keys is not None:
-                    for key in [k for k in data if k not in live_keys and k not in desired]:
+                    # Only model entries are the agent's; keys other writers put here are left alone.
+                    stale = [k for k in data if k not in live_keys and k not in desired and parse_configmap_key(k)]
+                    for key in stale:
                         _log.info("removing ConfigMap entry %r: no such model", key)
                         del data[key]
                         changed = True
