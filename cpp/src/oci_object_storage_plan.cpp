@@ -205,10 +205,11 @@ Plan build_plan(const ClientOptions& options, const Location& location, const Ob
       }
     };
     size_t threads = std::min<size_t>(std::max(1, options.head_concurrency), to_head.size());
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& t : pool) t.join();
+    {
+      std::vector<std::jthread> pool;  // joined even when starting a thread throws
+      for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+      worker();
+    }
     for (auto& e : errors) {
       if (e) std::rethrow_exception(e);
     }

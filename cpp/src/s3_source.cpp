@@ -348,6 +348,7 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
         heads[i] = client.head_object(out.objects[i].key);
       } catch (...) {
         errors[i] = std::current_exception();
+        next = out.objects.size();  // the plan fails anyway: stop HEADing the rest
       }
     }
   };

@@ -574,6 +574,58 @@ def test_signing_goes_on_with_still_valid_keys_while_another_thread_refreshes(
     assert len(sts.tokens) == current + 1
 
 
+class _FailingHeads(http.server.ThreadingHTTPServer):
+    """An "S3" listing 200 objects whose every HEAD answers 500."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FailingHeadsHandler)
+        self.heads = 0
+        self.lock = threading.Lock()
+
+
+class _FailingHeadsHandler(http.server.BaseHTTPRequestHandler):
+    server: _FailingHeads
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:
+        contents = "".join(f"<Contents><Key>m/{i:03d}.bin</Key><Size>1</Size><ETag>\"{'0' * 32}\"</ETag></Contents>"
+                           for i in range(200))
+        body = f"<ListBucketResult><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        with self.server.lock:
+            self.server.heads += 1
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_failed_head_stops_planning_instead_of_heading_every_object() -> None:
+    server = _FailingHeads()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        request = SourceRequest(uri="s3://models/m", parameters={"endpoint": endpoint},
+                                credentials=dict(SECRET_DATA), options=options(max_attempts=1))
+        with pytest.raises(modelagent.HttpStatusError, match=r"HEAD .*models/m/\d{3}\.bin"):
+            S3Source().plan(request)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The HEADs already under way finish; no new ones start after the first failure.
+    assert 1 <= server.heads < 100
+
+
 class _BrokenListing(http.server.ThreadingHTTPServer):
     """An "S3" whose ListObjectsV2 answer is cut off in the middle."""
 
