@@ -83,9 +83,10 @@ struct EvpContext {
 
 // Part sizes that clients commonly use for multipart uploads (S3 CLI 8 MiB, OCI CLI 128 MiB, ...).
 constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kCommonPartSizes[] = {5 * kMiB,   8 * kMiB,   10 * kMiB,  16 * kMiB,  32 * kMiB,
-                                         50 * kMiB,  64 * kMiB,  100 * kMiB, 128 * kMiB, 256 * kMiB,
-                                         512 * kMiB, 1024 * kMiB};
+// Defaults of common uploaders: AWS CLI/boto3 8 MiB, s3cmd 15 MiB, OCI SDK upload_stream 10 MiB, OCI CLI 128 MiB.
+constexpr uint64_t kCommonPartSizes[] = {5 * kMiB,   8 * kMiB,   10 * kMiB,  15 * kMiB,  16 * kMiB,
+                                         32 * kMiB,  50 * kMiB,  64 * kMiB,  100 * kMiB, 128 * kMiB,
+                                         256 * kMiB, 512 * kMiB, 1024 * kMiB};
 constexpr size_t kMaxPartSizeCandidates = 6;
 
 bool part_size_fits(uint64_t part_size, uint64_t size, uint32_t parts) {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -116,6 +117,22 @@ TEST(Digest, MultipartMd5InfersThePartSize) {
   auto one = normalize_digest(digest(DigestKind::Md5Multipart, "af5da9f45af7a300e3aded972f8ff687", 1), 3, "one");
   EXPECT_EQ(hash_all(one, "abc", 1, &matches), "af5da9f45af7a300e3aded972f8ff687-1");
   EXPECT_TRUE(matches);
+}
+
+TEST(Digest, MultipartCandidatesIncludeCommonUploaderDefaults) {
+  auto has = [](const ExpectedDigest& e, uint64_t part) {
+    return std::find(e.part_sizes.begin(), e.part_sizes.end(), part) != e.part_sizes.end();
+  };
+  const uint64_t mib = 1 << 20;
+  // s3cmd: 15 MiB parts; 31 MiB in 3 parts (the even split would be a wrong 11 MiB).
+  EXPECT_TRUE(has(normalize_digest(digest(DigestKind::Md5Multipart, "aJDsvolfKgmx73QiwgQbWQ==-3"), 31 * mib, "s3cmd"),
+                  15 * mib));
+  // boto3 / AWS CLI: 8 MiB parts.
+  EXPECT_TRUE(has(normalize_digest(digest(DigestKind::Md5Multipart, "aJDsvolfKgmx73QiwgQbWQ==-3"), 20 * mib, "boto3"),
+                  8 * mib));
+  // OCI CLI: 128 MiB parts.
+  EXPECT_TRUE(has(normalize_digest(digest(DigestKind::Md5Multipart, "aJDsvolfKgmx73QiwgQbWQ==-2"), 200 * mib, "oci"),
+                  128 * mib));
 }
 
 TEST(Digest, MalformedExpectedDigestsNameTheFile) {
