@@ -404,7 +404,8 @@ def main() -> int:
     parser.add_argument("--throttled-shard-gib", type=float, default=0.25)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--repeats", type=int, default=1, help="runs per tool; the median is reported")
-    parser.add_argument("--cases", default="fast,throttled", help="which cases to run (fast, throttled)")
+    parser.add_argument("--cases", default="fast,throttled",
+                        help="which cases to run (fast, throttled, object-stores: OCI and S3 via object_stores.py)")
     args = parser.parse_args()
     tools = [t for t in args.tools.split(",") if t]
     cases = {c for c in args.cases.split(",") if c}
@@ -433,6 +434,11 @@ def main() -> int:
                              args.timeout, repeats)
         print(table(f"Throttled link: {args.throttle_mbps:g} MB/s per connection ({slow_total / 1e9:.2f} GB; "
                     f"{load})", results))
+    if "object-stores" in cases:  # OCI and S3 against their own tools: benchmarks/object_stores.py
+        sys.stdout.flush()
+        script = Path(__file__).with_name("object_stores.py")
+        subprocess.run([sys.executable, str(script), "--workdir", str(args.workdir / "object-stores"),
+                        "--repeats", str(repeats), "--timeout", str(args.timeout)], check=False)
     return 0
 
 

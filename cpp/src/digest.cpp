@@ -83,9 +83,11 @@ struct EvpContext {
 
 // Part sizes that clients commonly use for multipart uploads (S3 CLI 8 MiB, OCI CLI 128 MiB, ...).
 constexpr uint64_t kMiB = 1ull << 20;
-// Defaults of common uploaders: AWS CLI/boto3 8 MiB, s3cmd 15 MiB, OCI SDK upload_stream 10 MiB, OCI CLI 128 MiB.
-constexpr uint64_t kCommonPartSizes[] = {5 * kMiB,   8 * kMiB,   10 * kMiB,  15 * kMiB,  16 * kMiB,
-                                         32 * kMiB,  50 * kMiB,  64 * kMiB,  100 * kMiB, 128 * kMiB,
+// Part sizes uploaders use, most common first (AWS CLI/boto3 8 MiB, OCI CLI and SDK UploadManager 128 MiB,
+// OCI SDK upload_stream 10 MiB, s3cmd 15 MiB, ...). A download hashes only the first candidate that fits while
+// streaming and tries the others from the page cache only when it does not match.
+constexpr uint64_t kCommonPartSizes[] = {8 * kMiB,  128 * kMiB, 10 * kMiB,  16 * kMiB,  15 * kMiB,
+                                         5 * kMiB,  64 * kMiB,  32 * kMiB,  100 * kMiB, 50 * kMiB,
                                          256 * kMiB, 512 * kMiB, 1024 * kMiB};
 constexpr size_t kMaxPartSizeCandidates = 6;
 
@@ -232,12 +234,11 @@ ExpectedDigest normalize_digest(const Digest& digest, uint64_t size, const std::
     } else {
       std::vector<uint64_t> candidates(std::begin(kCommonPartSizes), std::end(kCommonPartSizes));
       uint64_t even = (size + parts - 1) / parts;
-      candidates.push_back(even);
       candidates.push_back((even + kMiB - 1) / kMiB * kMiB);
-      std::sort(candidates.begin(), candidates.end());
-      candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+      candidates.push_back(even);
       for (uint64_t c : candidates) {
-        if (part_size_fits(c, size, parts) && out.part_sizes.size() < kMaxPartSizeCandidates) {
+        bool seen = std::find(out.part_sizes.begin(), out.part_sizes.end(), c) != out.part_sizes.end();
+        if (!seen && part_size_fits(c, size, parts) && out.part_sizes.size() < kMaxPartSizeCandidates) {
           out.part_sizes.push_back(c);
         }
       }
@@ -396,5 +397,18 @@ FileDigestResult hash_file(const std::filesystem::path& path, const ExpectedDige
 }
 
 uint64_t bytes_rehashed_from_disk() { return g_bytes_rehashed.load(); }
+
+ExpectedDigest likeliest_candidate(const ExpectedDigest& expected) {
+  ExpectedDigest out = expected;
+  if (out.kind == DigestKind::Md5Multipart && out.part_sizes.size() > 1) out.part_sizes.resize(1);
+  return out;
+}
+
+ExpectedDigest remaining_candidates(const ExpectedDigest& expected) {
+  ExpectedDigest out = expected;
+  if (out.kind == DigestKind::Md5Multipart && !out.part_sizes.empty()) out.part_sizes.erase(out.part_sizes.begin());
+  else out.part_sizes.clear();
+  return out;
+}
 
 }  // namespace modelagent

@@ -25,9 +25,9 @@ char* read_back_scratch() {
 
 StreamingVerifier::StreamingVerifier(PartialFile& file, const ExpectedDigest& expected, uint64_t size,
                                      std::atomic<long>* retain_budget)
-    : file_(file), expected_(expected), size_(size), retain_budget_(retain_budget) {
+    : file_(file), expected_(likeliest_candidate(expected)), size_(size), retain_budget_(retain_budget) {
   bool needs_size_first = expected.kind == DigestKind::GitBlobSha1 && size == kUnknownSize;
-  if (expected.kind != DigestKind::None && !needs_size_first) hasher_ = std::make_unique<ContentHasher>(expected, size);
+  if (expected.kind != DigestKind::None && !needs_size_first) hasher_ = std::make_unique<ContentHasher>(expected_, size);
 }
 
 StreamingVerifier::~StreamingVerifier() {

@@ -266,3 +266,28 @@ def test_file_digest(tmp_path: Path) -> None:
         _core.file_digest(path, "crc32")
     with pytest.raises(modelagent.DownloadError, match="missing"):
         _core.file_digest(tmp_path / "missing")
+
+
+def _multipart_md5(data: bytes, part_size: int) -> str:
+    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
+    return hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + f"-{len(parts)}"
+
+
+@pytest.mark.parametrize("part_mib", [8, 7])
+def test_multipart_md5_with_an_inferred_part_size(server: _Server, tmp_path: Path, part_mib: int) -> None:
+    """20 MiB + 5 bytes in 3 parts: 8 MiB (the likeliest, hashed while streaming) and 10 MiB and 7 MiB all
+    fit. An upload with 7 MiB parts is still verified: the other candidates are tried from the page cache."""
+    data = os.urandom(20 * 1024 * 1024 + 5)
+    server.files["/big.bin"] = data
+    expected = _multipart_md5(data, part_mib << 20)
+    entry = {"path": "big.bin", "url": server.url("/big.bin"), "size": len(data),
+             "digest": {"kind": "md5-multipart", "value": expected}}
+    before = _core.bytes_rehashed_from_disk()
+    report = modelagent.run_download([entry], tmp_path, modelagent.DownloadOptions())
+    assert (tmp_path / "big.bin").read_bytes() == data
+    assert report.files[0].verified and report.files[0].digest == expected
+    assert _core.bytes_rehashed_from_disk() - before == (0 if part_mib == 8 else len(data))
+    # A digest no candidate explains is still a verification failure.
+    bad = dict(entry, path="bad.bin", digest={"kind": "md5-multipart", "value": _multipart_md5(data[::-1], 7 << 20)})
+    with pytest.raises(modelagent.VerificationError, match="bad.bin"):
+        modelagent.run_download([bad], tmp_path, modelagent.DownloadOptions(max_attempts=1))

@@ -41,6 +41,12 @@ struct ExpectedDigest {
 // multipart MD5). Throws DownloadError naming `what` (file or URL) when the value is malformed.
 ExpectedDigest normalize_digest(const Digest& digest, uint64_t size, const std::string& what);
 
+// A multipart digest whose part size had to be inferred has several candidate part sizes (most likely first).
+// likeliest_candidate() keeps only the first (what a download hashes while streaming); remaining_candidates()
+// keeps the others (empty part_sizes when there are none: nothing left to try).
+ExpectedDigest likeliest_candidate(const ExpectedDigest& expected);
+ExpectedDigest remaining_candidates(const ExpectedDigest& expected);
+
 // Streaming hash of one file's content in order. Git-blob SHA-1 needs the size up front (it hashes
 // "blob <size>\0" first); with an unknown size call set_size() before the first update.
 class ContentHasher {
