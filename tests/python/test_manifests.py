@@ -417,10 +417,13 @@ def test_operator_docs_settings_table_matches_the_agent():
     rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `--")]
     assert len(rows) >= 5
     for flag_cell, default_cell in rows:
-        flag = flag_cell.strip().strip("`")
+        # "`--flag`" or "`--flag` / `ENV_VAR`" (a variable the option also reads)
+        flag, _, alias = (part.strip().strip("`") for part in flag_cell.partition(" / "))
         assert flag in by_flag, flag
+        assert not alias or alias in by_flag[flag].env, (flag, alias)
         default = by_flag[flag].default
-        assert default_cell.strip().strip("`") == (f"{default:g}" if isinstance(default, float) else str(default))
+        expected = "—" if default is None else f"{default:g}" if isinstance(default, float) else str(default)
+        assert default_cell.strip().strip("`") == expected, flag
 
 
 # ------------------------------------------------------- field names checked against the official client
