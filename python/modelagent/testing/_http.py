@@ -135,6 +135,11 @@ class RequestLog:
         with self._lock:
             self._records.clear()
 
+    def wait_all(self, timeout: float) -> bool:
+        """Wait until every logged request is finished, at most ``timeout`` seconds in all; True if they are."""
+        deadline = time.monotonic() + timeout
+        return all(record.wait(max(0.0, deadline - time.monotonic())) for record in self.snapshot())
+
     def find(
         self,
         *,

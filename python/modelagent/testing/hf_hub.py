@@ -400,10 +400,7 @@ class FakeHub:
             if srv is not None:
                 srv.stop()
         self._hub = self._cdn = None
-        deadline = time.monotonic() + timeout
-        for record in self.log.snapshot():
-            if not record.wait(max(0.0, deadline - time.monotonic())):
-                break
+        self.log.wait_all(timeout)
 
     def __enter__(self) -> FakeHub:
         return self.start()

@@ -226,10 +226,7 @@ class FakeObjectStorage:
         if self._server is not None:
             self._server.stop()
         self._server = None
-        deadline = time.monotonic() + timeout
-        for record in self.log.snapshot():
-            if not record.wait(max(0.0, deadline - time.monotonic())):
-                break
+        self.log.wait_all(timeout)
 
     def __enter__(self) -> FakeObjectStorage:
         return self.start()
