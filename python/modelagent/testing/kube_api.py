@@ -280,6 +280,11 @@ class FakeKubeAPI:
         if httpd is None:
             return
         self.store.signal_watchers(("stop", None))
+        # Let each watch write its final chunk before the sockets are cut under it.
+        try:
+            self.wait_for_watches(0, timeout=5.0)
+        except TimeoutError:
+            pass
         httpd.shutdown()
         with httpd.connections_lock:
             conns = list(httpd.connections)
