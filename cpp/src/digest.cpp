@@ -91,6 +91,9 @@ constexpr uint64_t kCommonPartSizes[] = {8 * kMiB,  128 * kMiB, 10 * kMiB,  16 *
                                          256 * kMiB, 512 * kMiB, 1024 * kMiB};
 constexpr size_t kMaxPartSizeCandidates = 6;
 
+
+}  // namespace
+
 bool part_size_fits(uint64_t part_size, uint64_t size, uint32_t parts) {
   if (part_size == 0 || parts == 0) return false;
   if (parts == 1) return size <= part_size;
@@ -98,8 +101,6 @@ bool part_size_fits(uint64_t part_size, uint64_t size, uint32_t parts) {
   unsigned __int128 full = static_cast<unsigned __int128>(parts - 1) * part_size;
   return full < size && size <= full + part_size;
 }
-
-}  // namespace
 
 std::string to_hex(const unsigned char* data, size_t size) {
   std::string out(size * 2, '0');

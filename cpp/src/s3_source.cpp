@@ -7,11 +7,13 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "modelagent/ascii_text.hpp"
+#include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/glob_match.hpp"
 #include "modelagent/path_safety.hpp"
@@ -239,10 +241,11 @@ std::vector<ObjectInfo> Client::list_objects(int max_keys) const {
   return out;
 }
 
-HttpResponse Client::head_object(const std::string& key) const {
+HttpResponse Client::head_object(const std::string& key, int part_number) const {
   HttpRequest request;
   request.method = "HEAD";
   request.url = config_.object_url(key);
+  if (part_number > 0) request.url += "?partNumber=" + std::to_string(part_number);
   request.signer = signer_;
   HttpResponse response = http_request(request, retry_, http_, cancel_);
   if (response.status < 200 || response.status >= 300) {
@@ -302,6 +305,37 @@ std::optional<Digest> digest_from_etag(const std::string& etag, const std::strin
   return std::nullopt;
 }
 
+namespace {
+
+// N of a multipart ETag "<md5>-N" (quotes allowed), 0 for any other form.
+uint32_t multipart_etag_parts(std::string_view quoted) {
+  std::string trimmed = trim_space(quoted);
+  std::string_view etag = trimmed;
+  size_t dash = etag.rfind('-');
+  if (dash == std::string_view::npos) return 0;
+  std::string_view n = etag.substr(dash + 1);
+  if (!n.empty() && n.back() == '"') n.remove_suffix(1);
+  if (n.empty() || n.size() > 5 || !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return 0;
+  }
+  return static_cast<uint32_t>(std::stoul(std::string(n)));
+}
+
+// Part 1's size from a `HEAD ?partNumber=1`, when its answer is about the same `parts`-part object.
+std::optional<uint64_t> first_part_size(const HttpResponse& part, uint32_t parts) {
+  std::string count = trim_space(part.header("x-amz-mp-parts-count"));
+  if (!count.empty() && count != std::to_string(parts)) return std::nullopt;
+  std::string length = trim_space(part.header("content-length"));
+  if (length.empty() || length.size() > 19 ||
+      !std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  uint64_t size = std::stoull(length);
+  return size == 0 ? std::nullopt : std::optional<uint64_t>(size);
+}
+
+}  // namespace
+
 S3Plan plan_download(const Client& client, const PlanOptions& options) {
   for (const auto& p : options.include) validate_glob(p);
   for (const auto& p : options.exclude) validate_glob(p);
@@ -338,14 +372,22 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
   }
 
   // HEAD every object (bounded concurrency): encryption decides whether the ETag is an MD5, and archived
-  // objects are readable only once restored.
+  // objects are readable only once restored. A multipart ETag does not say its part size; the HEAD of part 1
+  // does (stores without partNumber support leave it to inference from the size and the part count).
   std::vector<HttpResponse> heads(out.objects.size());
+  std::vector<std::optional<HttpResponse>> first_parts(out.objects.size());
   std::vector<std::exception_ptr> errors(out.objects.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < out.objects.size(); i = next++) {
       try {
         heads[i] = client.head_object(out.objects[i].key);
+        if (options.verify_etag && multipart_etag_parts(heads[i].header("etag")) > 1) {
+          try {
+            first_parts[i] = client.head_object(out.objects[i].key, 1);
+          } catch (const HttpStatusError&) {
+          }
+        }
       } catch (...) {
         errors[i] = std::current_exception();
         next = out.objects.size();  // the plan fails anyway: stop HEADing the rest
@@ -393,6 +435,19 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
       out.unverifiable.emplace_back(f.relative_path, reason);
     } else if (auto d = digest_from_etag(o.etag, head.header("x-amz-server-side-encryption"), reason)) {
       f.digest = *d;
+      if (d->kind == DigestKind::Md5Multipart && first_parts[i]) {
+        if (auto part_size = first_part_size(*first_parts[i], d->parts)) {
+          if (part_size_fits(*part_size, o.size, d->parts)) {
+            f.digest.part_size = *part_size;
+          } else {
+            f.digest = Digest{};
+            out.unverifiable.emplace_back(
+                f.relative_path, "multipart object whose parts differ in size (part 1 is " + std::to_string(*part_size) +
+                                     " bytes; " + std::to_string(d->parts) + " equal parts cannot make " +
+                                     std::to_string(o.size) + " bytes)");
+          }
+        }
+      }
     } else {
       out.unverifiable.emplace_back(f.relative_path, reason);
     }

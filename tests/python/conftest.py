@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# A shell starting the tests in the background (`pytest ... &` in a script) ignores SIGINT for them, and the
+# command-line processes they start inherit that; the Ctrl-C tests need Python's default handling.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: The repository root (this file is tests/python/conftest.py).
 REPO_ROOT = Path(__file__).resolve().parents[2]

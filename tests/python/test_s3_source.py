@@ -98,8 +98,9 @@ def test_single_and_multipart_objects_download_verified_and_rerun_fetches_nothin
 
     p = plan(moto_server, "s3://models/llama")
     by_path = {f["path"]: f for f in p.files}
+    # The part size comes from `HEAD ?partNumber=1`, not from guessing.
     assert by_path["model.safetensors"]["digest"] == {"kind": "md5-multipart", "value": etag.strip('"')[:32],
-                                                      "parts": 3}
+                                                      "parts": 3, "part_size": 5 * MiB}
     assert by_path["config.json"]["digest"]["kind"] == "md5"
     assert by_path["model.safetensors"]["url"] == f"{moto_server.endpoint}/models/llama/model.safetensors"
     assert isinstance(by_path["model.safetensors"]["signer"], _core.RequestSigner)
@@ -116,6 +117,46 @@ def test_single_and_multipart_objects_download_verified_and_rerun_fetches_nothin
     assert again.bytes_fetched == 0
     assert not any(f.downloaded for f in again.files)
     assert plan(moto_server, "s3://models/llama").snapshot == p.snapshot
+
+
+def upload_in_parts(s3: Any, bucket: str, key: str, parts: list[bytes]) -> str:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=n,
+                                                     Body=body)["ETag"]}
+            for n, body in enumerate(parts, start=1)]
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done})
+    return s3.head_object(Bucket=bucket, Key=key)["ETag"]
+
+
+def test_unusual_part_size_is_read_from_the_first_part_and_verifies(
+    moto_server: MotoServer, tmp_path: Path  # noqa: F811
+) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    # 6 MiB parts: no uploader default, and the even split of 18 MiB + 1000 B into 4 parts is 5 MiB, so
+    # inference alone would hash with a wrong part size and fail.
+    body = data(18 * MiB + 1000, 3)
+    etag = upload_in_parts(s3, "models", "m/w.bin", [body[i:i + 6 * MiB] for i in range(0, len(body), 6 * MiB)])
+    assert etag.endswith('-4"')
+    p = plan(moto_server, "s3://models/m")
+    assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": etag.strip('"')[:32], "parts": 4,
+                                    "part_size": 6 * MiB}
+    report = modelagent.run_download(p.files, tmp_path / "d", options(chunk_size=2 * MiB))
+    assert report.files[0].verified and (tmp_path / "d" / "w.bin").read_bytes() == body
+
+
+def test_parts_of_unequal_size_are_unverifiable_with_the_reason(moto_server: MotoServer,  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    body = data(17 * MiB + 10, 4)
+    upload_in_parts(s3, "models", "m/w.bin", [body[:5 * MiB], body[5 * MiB:17 * MiB], body[17 * MiB:]])
+    p = plan(moto_server, "s3://models/m")
+    assert p.files[0]["digest"]["kind"] == "none"
+    assert p.unverifiable == [("w.bin", f"multipart object whose parts differ in size (part 1 is {5 * MiB} bytes; "
+                                        f"3 equal parts cannot make {len(body)} bytes)")]
+    report = modelagent.run_download(p.files, tmp_path / "d", options())
+    assert not report.files[0].verified and (tmp_path / "d" / "w.bin").read_bytes() == body
 
 
 def test_changed_object_is_detected_by_its_etag(moto_server: MotoServer, tmp_path: Path) -> None:  # noqa: F811
@@ -661,3 +702,54 @@ def test_malformed_listing_is_an_error_naming_the_url() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _NoPartNumberStore(http.server.ThreadingHTTPServer):
+    """An S3-compatible store with one 3-part object that answers `HEAD ?partNumber=` with 501."""
+
+    daemon_threads = True
+    ETAG = '"' + "a" * 32 + '-3"'
+    SIZE = 20 * MiB + 1
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _NoPartNumberHandler)
+        self.paths: list[str] = []
+
+
+class _NoPartNumberHandler(http.server.BaseHTTPRequestHandler):
+    server: _NoPartNumberStore
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:
+        body = (f"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>m/w.bin</Key>"
+                f"<Size>{self.server.SIZE}</Size><ETag>{self.server.ETAG}</ETag></Contents></ListBucketResult>").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.server.paths.append(self.path)
+        part = "partNumber=" in self.path
+        self.send_response(501 if part else 200)
+        self.send_header("Content-Length", "0" if part else str(self.server.SIZE))
+        self.send_header("ETag", self.server.ETAG)
+        self.end_headers()
+
+
+def test_store_without_part_heads_falls_back_to_inferring_the_part_size() -> None:
+    server = _NoPartNumberStore()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        request = SourceRequest(uri="s3://models/m", parameters={"endpoint": f"http://127.0.0.1:{server.server_port}"},
+                                credentials=dict(SECRET_DATA), options=options(max_attempts=1))
+        p = S3Source().plan(request)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.paths == ["/models/m/w.bin", "/models/m/w.bin?partNumber=1"]
+    # No part size in the plan: the engine tries the likely ones (8 MiB first for 3 parts of 20 MiB + 1 B).
+    assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": "a" * 32, "parts": 3}
+    assert p.unverifiable == []

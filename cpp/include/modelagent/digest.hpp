@@ -41,6 +41,9 @@ struct ExpectedDigest {
 // multipart MD5). Throws DownloadError naming `what` (file or URL) when the value is malformed.
 ExpectedDigest normalize_digest(const Digest& digest, uint64_t size, const std::string& what);
 
+// Whether `parts` parts of `part_size` bytes (the last one shorter, not empty) make `size` bytes.
+bool part_size_fits(uint64_t part_size, uint64_t size, uint32_t parts);
+
 // A multipart digest whose part size had to be inferred has several candidate part sizes (most likely first).
 // likeliest_candidate() keeps only the first (what a download hashes while streaming); remaining_candidates()
 // keeps the others (empty part_sizes when there are none: nothing left to try).

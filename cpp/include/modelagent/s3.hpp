@@ -250,8 +250,9 @@ class Client {
 
   // Every object under the prefix (all pages, `max_keys` per page, 1..1000).
   std::vector<ObjectInfo> list_objects(int max_keys = 1000) const;
-  // HEAD of one object; throws HttpStatusError on a non-2xx answer.
-  HttpResponse head_object(const std::string& key) const;
+  // HEAD of one object, or with `part_number` > 0 of that part of a multipart object (Content-Length is the
+  // part's size, x-amz-mp-parts-count the number of parts); throws HttpStatusError on a non-2xx answer.
+  HttpResponse head_object(const std::string& key, int part_number = 0) const;
 
   const ResolvedConfig& config() const { return config_; }
   const std::shared_ptr<const SigV4Signer>& signer() const { return signer_; }
