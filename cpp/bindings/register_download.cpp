@@ -211,6 +211,11 @@ class PyRequestSigner : public RequestSigner {
     py::function override = py::get_override(static_cast<const RequestSigner*>(this), "describe");
     return override ? override().cast<std::string>() : std::string("Python request signer");
   }
+  bool renew_after_rejection(const HeaderList& rejected) const override {
+    py::gil_scoped_acquire gil;
+    py::function override = py::get_override(static_cast<const RequestSigner*>(this), "renew_after_rejection");
+    return override ? override(rejected).cast<bool>() : false;
+  }
 };
 
 }  // namespace
@@ -252,6 +257,16 @@ void register_download(py::module_& m) {
           py::arg("method"), py::arg("url"), py::arg("body") = "", py::arg("headers") = HeaderList{},
           "Returns `headers` with this signer's authentication headers added.")
       .def("describe", &RequestSigner::describe)
+      .def(
+          "renew_after_rejection",
+          [](const RequestSigner& self, const HeaderList& rejected) {
+            py::gil_scoped_release release;
+            return self.renew_after_rejection(rejected);
+          },
+          py::arg("rejected") = HeaderList{},
+          "Called once per request after the server rejected this signer's credentials (HTTP 401, or S3's "
+          "expired-token errors); `rejected` is the headers that request was sent with. Renew the credentials "
+          "and return True to have the request tried once more. The default returns False (fixed keys).")
       .def("__repr__", [](const RequestSigner& self) { return "<RequestSigner " + self.describe() + ">"; });
 
   py::class_<DownloadOptions>(m, "DownloadOptions",

@@ -139,6 +139,8 @@ struct RangeTask {
   std::string url;
   bool send_credentials = true;
   bool reset_redirect_once = false;
+  bool renewed_credentials = false;  // the signer was asked to renew after a rejection
+  HeaderList signed_headers;         // what the signer added to the current attempt
   double ready_at = 0;        // seconds since start; waiting for a backoff until then
   bool transfer_done = false; // the transfer's reference was dropped (finished, cancelled or interrupted)
   bool cancelled = false;     // dropped because its file restarted as one stream; writes still drain
@@ -601,7 +603,11 @@ void Engine::begin_transfer(RangeTask& t) {
   t.error_text[0] = '\0';
 
   HeaderList request_headers = f.planned->headers;
-  if (f.planned->signer && t.send_credentials) f.planned->signer->sign("GET", t.url, "", request_headers);
+  t.signed_headers.clear();
+  if (f.planned->signer && t.send_credentials) {
+    f.planned->signer->sign("GET", t.url, "", request_headers);
+    t.signed_headers = request_headers;
+  }
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request_headers) {
     if (!t.send_credentials && is_credential_header(name)) continue;
@@ -928,6 +934,25 @@ void Engine::finish_transfer(RangeTask& t, CURLcode code) {
     schedule_retry(t, "HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + detail), status,
                    server_requested_wait(t.response));
     return;
+  }
+  if (f.planned->signer && t.send_credentials && !t.renewed_credentials &&
+      rejects_credentials(status, t.response.body)) {
+    // A session token revoked or expired early: renew it and try once more.
+    t.renewed_credentials = true;
+    bool renewed = false;
+    try {
+      renewed = f.planned->signer->renew_after_rejection(t.signed_headers);
+    } catch (const CredentialsError& e) {
+      throw HttpStatusError("HTTP " + std::to_string(status) + " for " + where(f) + " from " + display_url(t.url) +
+                                (detail.empty() ? "" : ": " + detail) + "; renewing the credentials (" +
+                                f.planned->signer->describe() + ") failed: " + e.what(),
+                            status, display_url(t.url));
+    }
+    if (renewed) {
+      progress_->retries.fetch_add(1);
+      t.ready_at = 0;
+      return;
+    }
   }
   if (!t.reset_redirect_once && t.url != f.planned->url &&
       (status == 401 || status == 403 || status == 404 || status == 410)) {

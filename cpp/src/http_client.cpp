@@ -174,6 +174,7 @@ struct Attempt {
   std::string error;  // libcurl's message when code != CURLE_OK
   bool body_too_large = false;
   HttpResponse response;
+  HeaderList sent_headers;  // the last hop's request headers (signed when it went to the original origin)
 };
 
 Attempt perform_once(const std::string& method, const std::string& url,
@@ -257,6 +258,7 @@ Attempt perform_following(const HttpRequest& request, const DownloadOptions& opt
     auto hop_headers = headers;
     if (request.signer && same_origin(request.url, url)) request.signer->sign(method, url, body, hop_headers);
     Attempt attempt = perform_once(method, url, hop_headers, body, request.timeout_seconds, options, cancel);
+    attempt.sent_headers = std::move(hop_headers);
     if (attempt.code != CURLE_OK || !request.follow_redirects || !is_redirect(attempt.response.status)) {
       return attempt;
     }
@@ -303,6 +305,7 @@ HttpResponse http_request(const HttpRequest& request, const RetryPolicy& policy,
                           CancelToken* cancel) {
   if (request.url.empty()) throw DownloadError("HTTP request without a URL");
   double waited = 0;
+  bool renewed_credentials = false;
   const int max_attempts = std::max(1, policy.max_attempts);
   for (int attempt_no = 1;; ++attempt_no) {
     if (cancel && cancel->is_cancelled()) throw_cancelled(request);
@@ -325,6 +328,18 @@ HttpResponse http_request(const HttpRequest& request, const RetryPolicy& policy,
       wait = server_requested_wait(attempt.response);
       if (wait < 0) wait = backoff_seconds(policy, attempt_no);
       if (waited + wait > policy.max_total_seconds) return attempt.response;
+    } else if (request.signer && !renewed_credentials && same_origin(request.url, attempt.response.effective_url) &&
+               rejects_credentials(attempt.response.status, attempt.response.body, request.method)) {
+      // A session token revoked or expired early: renew it and try once more, right away.
+      renewed_credentials = true;
+      try {
+        if (!request.signer->renew_after_rejection(attempt.sent_headers)) return attempt.response;
+      } catch (const CredentialsError& e) {
+        throw CredentialsError(request.method + " " + request.url + " answered HTTP " +
+                               std::to_string(attempt.response.status) + " and renewing the credentials (" +
+                               request.signer->describe() + ") failed: " + e.what());
+      }
+      continue;
     } else {
       return attempt.response;
     }

@@ -101,6 +101,20 @@ void SessionTokenPrincipal::refresh() {
   session_ = std::move(fresh);
 }
 
+bool SessionTokenPrincipal::renew_after_rejection(const HeaderList& rejected) const {
+  std::string authorization = authorization_of(rejected);
+  std::lock_guard<std::mutex> fetch(fetch_mutex_);
+  {
+    std::lock_guard<std::mutex> state(state_mutex_);
+    bool signed_with_current = session_ && authorization.find("keyId=\"ST$" + session_->token + "\"") != std::string::npos;
+    if (session_ && !authorization.empty() && !signed_with_current) return true;  // renewed since
+  }
+  auto fresh = new_session();
+  std::lock_guard<std::mutex> state(state_mutex_);
+  session_ = std::move(fresh);
+  return true;
+}
+
 std::string SessionTokenPrincipal::current_token() const { return valid_session()->token; }
 
 void SessionTokenPrincipal::sign(const std::string& method, const std::string& url, const std::string& body,

@@ -209,6 +209,18 @@ Credentials WebIdentityCredentialsProvider::get() const {
   }
 }
 
+bool WebIdentityCredentialsProvider::renew(const std::string& rejected_access_key_id) const {
+  std::lock_guard fetching(fetch_mutex_);
+  {
+    std::lock_guard state(state_mutex_);
+    if (cached_ && !rejected_access_key_id.empty() && cached_->access_key_id != rejected_access_key_id) return true;
+  }
+  Credentials fresh = fetch();
+  std::lock_guard state(state_mutex_);
+  cached_ = fresh;
+  return true;
+}
+
 Credentials WebIdentityCredentialsProvider::fetch() const {
   auto token = read_file(config_.token_file, "web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)");
   if (!token) throw CredentialsError("web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE) " + config_.token_file +

@@ -215,6 +215,17 @@ void SigV4Signer::sign(const std::string& method, const std::string& url, const 
   sign_at(method, url, body, headers, std::chrono::system_clock::now(), credentials_->get());
 }
 
+bool SigV4Signer::renew_after_rejection(const HeaderList& rejected) const {
+  // "AWS4-HMAC-SHA256 Credential=<access key id>/<date>/<region>/s3/aws4_request, ..."
+  std::string authorization = authorization_of(rejected);
+  std::string access_key_id;
+  if (size_t at = authorization.find("Credential="); at != std::string::npos) {
+    size_t begin = at + 11;
+    access_key_id = authorization.substr(begin, authorization.find('/', begin) - begin);
+  }
+  return credentials_->renew(access_key_id);
+}
+
 std::string SigV4Signer::describe() const {
   return "AWS SigV4 (" + service_ + ", region " + region_ + ", credentials from " + credentials_->describe() + ")";
 }

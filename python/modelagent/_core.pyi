@@ -362,6 +362,12 @@ class RequestSigner:
         self, method: str, url: str, body: str = "", headers: Sequence[tuple[str, str]] = ...
     ) -> list[tuple[str, str]]: ...
     def describe(self) -> str: ...
+    def renew_after_rejection(self, rejected: Sequence[tuple[str, str]] = ...) -> bool:
+        """Called once per request after the server rejected this signer's credentials (HTTP 401, or S3's
+        expired-token errors); ``rejected`` is the headers that request was sent with. Renew the
+        credentials and return True to have the request tried once more; the default returns False (fixed
+        keys). The built-in session-token signers (OCI instance, resource and OKE workload identity
+        principals, S3 web identity) renew, once for all requests signed with the same rejected token."""
 
 class DownloadOptions:
     max_connections: int

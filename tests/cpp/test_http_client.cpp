@@ -6,9 +6,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <memory>
+#include <vector>
 
 #include "modelagent/errors.hpp"
 #include "modelagent/http_client.hpp"
+#include "modelagent/request_signer.hpp"
 #include "support/hf_test_server.hpp"
 
 using hf_test::Request;
@@ -177,6 +180,80 @@ TEST(HttpClient, ClientErrorsAreNotRetried) {
     EXPECT_EQ(res.status, status);
     EXPECT_EQ(server.request_count(), 1u) << status;
   }
+}
+
+// Signs with "Bearer token-<generation>"; renewing moves to the next generation unless `renewable` is false.
+class RenewingSigner : public modelagent::RequestSigner {
+ public:
+  explicit RenewingSigner(bool renewable) : renewable_(renewable) {}
+  void sign(const std::string&, const std::string&, const std::string&, modelagent::HeaderList& headers) const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    headers.emplace_back("Authorization", "Bearer token-" + std::to_string(generation_));
+  }
+  bool renew_after_rejection(const modelagent::HeaderList& rejected) const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rejected_.push_back(modelagent::authorization_of(rejected));
+    if (!renewable_) return false;
+    ++generation_;
+    return true;
+  }
+  std::string describe() const override { return "test signer"; }
+  std::vector<std::string> rejected() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return rejected_;
+  }
+
+ private:
+  bool renewable_;
+  mutable std::mutex mutex_;
+  mutable int generation_ = 1;
+  mutable std::vector<std::string> rejected_;
+};
+
+TEST(HttpClient, RejectedCredentialsAreRenewedOnceAndTheRequestRepeated) {
+  Server server([](const Request& r) {
+    return r.header("authorization") == "Bearer token-2" ? Response{200, {}, "listed"} : Response{401, {}, "{}"};
+  });
+  auto signer = std::make_shared<RenewingSigner>(true);
+  HttpRequest request = get(server.base_url() + "/list");
+  request.signer = signer;
+  auto res = modelagent::http_request(request, fast_policy(1));  // not counted as a retry
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.body, "listed");
+  EXPECT_EQ(signer->rejected(), std::vector<std::string>{"Bearer token-1"});
+}
+
+TEST(HttpClient, ARenewalThatDoesNotHelpIsNotRepeated) {
+  Server server([](const Request&) { return Response{401, {}, "{}"}; });
+  auto signer = std::make_shared<RenewingSigner>(true);
+  HttpRequest request = get(server.base_url() + "/list");
+  request.signer = signer;
+  EXPECT_EQ(modelagent::http_request(request, fast_policy()).status, 401);
+  EXPECT_EQ(server.request_count(), 2u);
+  EXPECT_EQ(signer->rejected().size(), 1u);
+}
+
+TEST(HttpClient, FixedKeysAreNotRetriedAfterA401) {
+  Server server([](const Request&) { return Response{401, {}, "{}"}; });
+  auto signer = std::make_shared<RenewingSigner>(false);
+  HttpRequest request = get(server.base_url() + "/list");
+  request.signer = signer;
+  EXPECT_EQ(modelagent::http_request(request, fast_policy()).status, 401);
+  EXPECT_EQ(server.request_count(), 1u);
+}
+
+TEST(RejectsCredentials, StatusAndS3ErrorCodes) {
+  using modelagent::rejects_credentials;
+  EXPECT_TRUE(rejects_credentials(401, ""));
+  EXPECT_TRUE(rejects_credentials(400, "<Error><Code>ExpiredToken</Code></Error>"));
+  EXPECT_TRUE(rejects_credentials(403, "<Error><Code>InvalidToken</Code></Error>"));
+  EXPECT_TRUE(rejects_credentials(403, "", "HEAD"));  // S3 sends no error document for HEAD
+  EXPECT_FALSE(rejects_credentials(403, "<Error><Code>AccessDenied</Code></Error>"));
+  EXPECT_FALSE(rejects_credentials(403, ""));
+  EXPECT_FALSE(rejects_credentials(404, "", "HEAD"));
+  EXPECT_FALSE(rejects_credentials(500, "<Code>ExpiredToken</Code>"));
+  EXPECT_EQ(modelagent::authorization_of({{"X-A", "1"}, {"AUTHORIZATION", "Bearer x"}}), "Bearer x");
+  EXPECT_EQ(modelagent::authorization_of({{"X-A", "1"}}), "");
 }
 
 TEST(HttpClient, HonoursRetryAfterOn429) {

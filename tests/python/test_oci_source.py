@@ -324,3 +324,39 @@ def test_instance_principal_end_to_end(store: FakeObjectStorage, tmp_path: Path)
     keys = {key for _, key, _ in store.auth_log}
     assert len(keys) == 1 and next(iter(keys)).startswith("ST$")
     assert result.unverified == []
+
+
+def test_revoked_session_token_is_renewed_once_for_listing_and_for_download(store: FakeObjectStorage,
+                                                                            tmp_path: Path) -> None:
+    body = bytes(range(256)) * 8192  # 2 MiB: several ranges at once
+    store.put_object("bkt", "m/w.bin", body)
+    with FakeInstanceIdentity(region="phx") as identity:
+        store.add_key_lookup(identity.key_lookup)
+        parameters = {**identity.principal_kwargs(), "endpoint": store.url}
+        # The token is revoked just before the listing reaches the service: the API client renews it and
+        # lists again.
+        store.on_request(lambda _record: identity.federation.issuer.revoke_all(), path=r"/b/bkt/o$")
+        plan = OciSource().plan(SourceRequest(uri="oci://bkt/m", parameters=parameters, options=fast_options()))
+        assert identity.federation.token_requests == 2
+        listings = store.find_requests(method="GET", path=r"/b/bkt/o$")
+        assert [r.status for r in listings] == [401, 200]
+        # Revoked again after planning: every range comes back 401, the engine renews (one token for all of
+        # them, renewals within 10 s are shared) and finishes.
+        assert identity.federation.issuer.revoke_all() == 1
+        report = modelagent.run_download(plan.files, tmp_path / "d",
+                                         fast_options(chunk_size=256 * 1024, connections_per_file=4))
+        assert identity.federation.token_requests == 3
+    assert report.files[0].verified and (tmp_path / "d/w.bin").read_bytes() == body
+    statuses = [r.status for r in object_gets(store)]
+    assert statuses[0] == 401 and statuses[-1] in (200, 206)
+
+
+def test_user_principal_rejection_is_not_retried(store: FakeObjectStorage, creds: OciUserCredentials,
+                                                 tmp_path: Path) -> None:
+    store.put_object("bkt", "m/w.bin", b"w" * 1000)
+    plan = OciSource().plan(SourceRequest(uri="oci://bkt/m", parameters=params(store, creds), options=fast_options()))
+    store.clear_requests()
+    store.remove_key(creds.key_id)
+    with pytest.raises(modelagent.HttpStatusError, match="HTTP 401 .*w.bin"):
+        modelagent.run_download(plan.files, tmp_path / "d", fast_options())
+    assert len(object_gets(store)) == 1  # an API key cannot be renewed: no second attempt

@@ -25,6 +25,10 @@ class _Origin(http.server.ThreadingHTTPServer):
         self.seen: list[tuple[str, str | None, str | None]] = []  # (range, authorization, x-sign-count)
         self.lock = threading.Lock()
         self.fail_first = 0
+        # When set, only this Authorization is accepted; others get reject_status with reject_body.
+        self.accepted_authorization: str | None = None
+        self.reject_status = 401
+        self.reject_body = b""
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_port}{path}"
@@ -43,6 +47,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             srv.seen.append((self.headers.get("Range"), self.headers.get("Authorization"), self.headers.get("X-Count")))
             fail = srv.fail_first > 0
             srv.fail_first -= 1
+        accepted = srv.accepted_authorization
+        if accepted is not None and self.headers.get("Authorization") != accepted:
+            self.send_response(srv.reject_status)
+            self.send_header("Content-Length", str(len(srv.reject_body)))
+            self.end_headers()
+            self.wfile.write(srv.reject_body)
+            return
         if fail:
             self.send_response(503)
             self.send_header("Retry-After", "0")
@@ -176,3 +187,80 @@ def test_python_signer_can_be_called_directly() -> None:
     assert signer.sign("GET", "http://127.0.0.1:1/x", "", [("A", "b")]) == [
         ("A", "b"), ("Authorization", "Test sig-1"), ("X-Count", "1"),
     ]
+
+
+class RenewingSigner(modelagent.RequestSigner):
+    """Signs with a session token it can renew; ``valid_renewals`` says how many renewals give a new token."""
+
+    def __init__(self, valid_renewals: int = 1) -> None:
+        super().__init__()
+        self.generation = 1
+        self.renewals = 0
+        self.valid_renewals = valid_renewals
+        self.rejected: list[str | None] = []
+        self.lock = threading.Lock()
+
+    def sign(self, method: str, url: str, body: str, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        with self.lock:
+            return [*headers, ("Authorization", f"Bearer token-{self.generation}")]
+
+    def renew_after_rejection(self, rejected: list[tuple[str, str]]) -> bool:
+        with self.lock:
+            self.rejected.append(dict(rejected).get("Authorization"))
+            self.renewals += 1
+            if self.renewals <= self.valid_renewals:
+                self.generation = 2
+        return True
+
+    def describe(self) -> str:
+        return "renewing test signer"
+
+
+def _ranged_options() -> modelagent.DownloadOptions:
+    return modelagent.DownloadOptions(chunk_size=512 * 1024, connections_per_file=4, retry_base_seconds=0.01,
+                                      retry_cap_seconds=0.05)
+
+
+@pytest.mark.parametrize("status, body", [
+    (401, b'{"code": "NotAuthenticated"}'),
+    (400, b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"),
+    (403, b"<Error><Code>TokenRefreshRequired</Code></Error>"),
+])
+def test_a_rejected_token_is_renewed_and_the_request_tried_again(origin: _Origin, tmp_path: Path, status: int,
+                                                                   body: bytes) -> None:
+    origin.accepted_authorization = "Bearer token-2"
+    origin.reject_status, origin.reject_body = status, body
+    signer = RenewingSigner()
+    report = modelagent.run_download(_plan(origin.url("/w"), signer), tmp_path / "d", _ranged_options())
+    assert report.files[0].verified and (tmp_path / "d" / "weights.bin").read_bytes() == BODY
+    rejected = [auth for _, auth, _ in origin.seen if auth == "Bearer token-1"]
+    assert rejected and 1 <= signer.renewals <= len(rejected)  # at most one renewal per rejected request
+    assert set(signer.rejected) == {"Bearer token-1"}  # the signer is told what the rejected request carried
+
+
+def test_a_renewal_that_does_not_help_is_not_repeated(origin: _Origin, tmp_path: Path) -> None:
+    origin.accepted_authorization = "Bearer token-3"  # never reached
+    signer = RenewingSigner()
+    with pytest.raises(modelagent.HttpStatusError, match="HTTP 401"):
+        modelagent.run_download(_plan(origin.url("/w"), signer), tmp_path / "d", _ranged_options())
+    # Each request that came back 401 was renewed and tried once more, then the download failed.
+    assert signer.renewals >= 1 and len(origin.seen) <= 2 * signer.renewals + 4
+    assert not (tmp_path / "d" / "weights.bin").exists()
+
+
+def test_other_client_errors_do_not_renew(origin: _Origin, tmp_path: Path) -> None:
+    origin.accepted_authorization = "Bearer token-2"
+    origin.reject_status, origin.reject_body = 403, b"<Error><Code>AccessDenied</Code></Error>"
+    signer = RenewingSigner()
+    with pytest.raises(modelagent.HttpStatusError, match="HTTP 403"):
+        modelagent.run_download(_plan(origin.url("/w"), signer), tmp_path / "d", _ranged_options())
+    assert signer.renewals == 0
+
+
+def test_a_signer_that_cannot_renew_fails_on_the_first_401(origin: _Origin, tmp_path: Path) -> None:
+    origin.accepted_authorization = "never"
+    signer = CountingSigner()
+    assert signer.renew_after_rejection() is False
+    with pytest.raises(modelagent.HttpStatusError, match="HTTP 401"):
+        modelagent.run_download(_plan(origin.url("/w"), signer), tmp_path / "d", _ranged_options())
+    assert len(origin.seen) == len(signer.calls)  # no request was tried twice

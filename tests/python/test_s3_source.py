@@ -753,3 +753,93 @@ def test_store_without_part_heads_falls_back_to_inferring_the_part_size() -> Non
     # No part size in the plan: the engine tries the likely ones (8 MiB first for 3 parts of 20 MiB + 1 B).
     assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": "a" * 32, "parts": 3}
     assert p.unverifiable == []
+
+
+class _RevokingStore(http.server.ThreadingHTTPServer):
+    """An S3-compatible store with one object that answers S3's ExpiredToken to revoked access keys
+    (an error document on GET, a bare 400 on HEAD, as S3 does)."""
+
+    daemon_threads = True
+    BODY = data(3 * MiB, 9)
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _RevokingStoreHandler)
+        self.revoked: set[str] = set()
+        self.seen: list[tuple[str, str, int]] = []  # (method, access key id, status)
+        self.lock = threading.Lock()
+
+
+class _RevokingStoreHandler(http.server.BaseHTTPRequestHandler):
+    server: _RevokingStore
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)) if self.command != "HEAD" else headers.get("Size", "0"))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        key_id = self.headers.get("Authorization", "").split("Credential=")[-1].split("/")[0]
+        with self.server.lock:
+            revoked = key_id in self.server.revoked
+        body = self.server.BODY
+        if revoked:
+            status, payload, headers = 400, b"<Error><Code>ExpiredToken</Code></Error>", {}
+        elif "list-type=2" in self.path:
+            status, headers = 200, {}
+            payload = (f"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>m/w.bin</Key>"
+                       f"<Size>{len(body)}</Size><ETag>\"{hashlib.md5(body).hexdigest()}\"</ETag></Contents>"
+                       f"</ListBucketResult>").encode()
+        elif self.headers.get("Range"):
+            first, _, last = self.headers["Range"][len("bytes="):].partition("-")
+            start, end = int(first), int(last) + 1
+            status, payload = 206, body[start:end]
+            headers = {"Content-Range": f"bytes {start}-{end - 1}/{len(body)}"}
+        else:
+            status, payload = 200, body
+            headers = {"ETag": f'"{hashlib.md5(body).hexdigest()}"', "Size": str(len(body))}
+        with self.server.lock:
+            self.server.seen.append((self.command, key_id, status))
+        if self.command == "HEAD" and status == 400:
+            payload = b""
+        self._answer(status, payload, headers)
+
+    do_GET = _handle
+    do_HEAD = _handle
+
+
+def test_rejected_web_identity_keys_are_renewed_for_listing_head_and_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sts, store = _FakeSts(datetime.timedelta(minutes=60)), _RevokingStore()
+    for server in (sts, store):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        token = tmp_path / "token"
+        token.write_text("projected-token")
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+        monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.endpoint)
+        store.revoked.add("ASIAFAKE0001")  # the listing is rejected: renewed, listed again
+        request = SourceRequest(uri="s3://models/m", parameters={"endpoint": f"http://127.0.0.1:{store.server_port}"},
+                                credentials={}, options=options())
+        p = S3Source().plan(request)
+        assert [(m, k, s) for m, k, s in store.seen] == [("GET", "ASIAFAKE0001", 400), ("GET", "ASIAFAKE0002", 200),
+                                                        ("HEAD", "ASIAFAKE0002", 200)]
+        store.revoked.add("ASIAFAKE0002")  # every range of the download is rejected: one renewal for all
+        report = modelagent.run_download(p.files, tmp_path / "d", options(chunk_size=512 * 1024, connections_per_file=4))
+        assert report.files[0].verified and (tmp_path / "d" / "w.bin").read_bytes() == store.BODY
+        assert len(sts.tokens) == 3
+        assert {k for m, k, s in store.seen[3:] if s in (200, 206)} == {"ASIAFAKE0003"}
+        assert {k for m, k, s in store.seen[3:] if s == 400} == {"ASIAFAKE0002"}
+    finally:
+        for server in (sts, store):
+            server.shutdown()
+            server.server_close()

@@ -116,6 +116,7 @@ class SessionTokenPrincipal : public Principal {
   void sign(const std::string& method, const std::string& url, const std::string& body,
             HeaderList& headers) const override;
   void refresh() override;
+  bool renew_after_rejection(const HeaderList& rejected) const override;
   std::string current_token() const;
 
  protected:

@@ -56,6 +56,13 @@ class CredentialsProvider {
   virtual Credentials get() const = 0;
   // Where they come from, e.g. "environment (AWS_ACCESS_KEY_ID)"; never contains a secret.
   virtual std::string describe() const = 0;
+  // Obtains new credentials after S3 rejected a request signed with `rejected_access_key_id` (see
+  // RequestSigner::renew_after_rejection); true without a new fetch when those were already replaced;
+  // false when they cannot be renewed.
+  virtual bool renew(const std::string& rejected_access_key_id) const {
+    (void)rejected_access_key_id;
+    return false;
+  }
 };
 
 class StaticCredentialsProvider : public CredentialsProvider {
@@ -90,6 +97,7 @@ class WebIdentityCredentialsProvider : public CredentialsProvider {
   explicit WebIdentityCredentialsProvider(Config config);
   Credentials get() const override;
   std::string describe() const override;
+  bool renew(const std::string& rejected_access_key_id) const override;
 
  private:
   Credentials fetch() const;
@@ -149,6 +157,7 @@ class SigV4Signer : public RequestSigner {
   void sign(const std::string& method, const std::string& url, const std::string& body,
             HeaderList& headers) const override;
   std::string describe() const override;
+  bool renew_after_rejection(const HeaderList& rejected) const override;
 
   // Signs as of `when` with the given credentials (deterministic; used by sign() and by tests).
   SigningResult sign_at(const std::string& method, const std::string& url, const std::string& body,

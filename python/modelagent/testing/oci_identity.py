@@ -169,8 +169,15 @@ class TokenIssuer:
             self.issued.append(token)
         return token
 
+    def revoke_all(self) -> int:
+        """Forget every token issued so far (the service answers 401 to them); returns how many."""
+        with self._lock:
+            count = len(self._tokens)
+            self._tokens.clear()
+        return count
+
     def key_lookup(self, key_id: str) -> RSAPublicKey | None:
-        """The session public key of ``ST$<token>``, or None (unknown or expired token)."""
+        """The session public key of ``ST$<token>``, or None (unknown, revoked or expired token)."""
         if not key_id.startswith("ST$"):
             return None
         with self._lock:
