@@ -1,5 +1,6 @@
 // Content digests through OpenSSL EVP, their encodings, and the comparison with a plan's digest.
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/digest.hpp"
 
 #include <fcntl.h>
@@ -34,12 +35,6 @@ int hex_value(char c) {
 bool is_hex(std::string_view s) {
   return !s.empty() && s.size() % 2 == 0 &&
          std::all_of(s.begin(), s.end(), [](char c) { return hex_value(c) >= 0; });
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
 }
 
 // ETags arrive quoted and sometimes weak: W/"abc" -> abc.
@@ -90,7 +85,6 @@ constexpr uint64_t kCommonPartSizes[] = {8 * kMiB,  128 * kMiB, 10 * kMiB,  16 *
                                          5 * kMiB,  64 * kMiB,  32 * kMiB,  100 * kMiB, 50 * kMiB,
                                          256 * kMiB, 512 * kMiB, 1024 * kMiB};
 constexpr size_t kMaxPartSizeCandidates = 6;
-
 
 }  // namespace
 
@@ -157,7 +151,7 @@ std::optional<std::vector<unsigned char>> base64_decode(std::string_view text) {
 
 std::optional<std::string> hex_from_hex_or_base64(std::string_view text, size_t expected_bytes) {
   text = strip_etag_decoration(text);
-  if (is_hex(text) && (expected_bytes == 0 || text.size() == expected_bytes * 2)) return lower(text);
+  if (is_hex(text) && (expected_bytes == 0 || text.size() == expected_bytes * 2)) return ascii_lower(text);
   auto decoded = base64_decode(text);
   if (decoded && !decoded->empty() && (expected_bytes == 0 || decoded->size() == expected_bytes)) {
     return to_hex(decoded->data(), decoded->size());
@@ -177,7 +171,7 @@ const char* digest_kind_name(DigestKind kind) {
 }
 
 std::optional<DigestKind> parse_digest_kind(std::string_view name) {
-  std::string n = lower(name);
+  std::string n = ascii_lower(name);
   std::replace(n.begin(), n.end(), '_', '-');
   if (n == "none" || n.empty()) return DigestKind::None;
   if (n == "sha256" || n == "sha-256") return DigestKind::Sha256;

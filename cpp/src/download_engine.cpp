@@ -2,6 +2,7 @@
 // transfer of the plan; I/O worker threads write, hash, sync, journal and commit. See
 // docs/download-engine.md for the design.
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/download_engine.hpp"
 
 #include <curl/curl.h>
@@ -62,11 +63,6 @@ void curl_global_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 // URLs in messages lose their query: pre-signed CDN URLs carry credentials there.
 std::string display_url(const std::string& url) {
   auto q = url.find('?');
@@ -82,7 +78,7 @@ std::string origin_of(const std::string& url) {
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     curl_url_get(u, CURLUPART_HOST, &host, 0);
     curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    out = lower(std::string(scheme ? scheme : "") + "://" + (host ? host : "") + ":" + (port ? port : ""));
+    out = ascii_lower(std::string(scheme ? scheme : "") + "://" + (host ? host : "") + ":" + (port ? port : ""));
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
@@ -98,7 +94,7 @@ bool same_origin(const std::string& a, const std::string& b) {
 }
 
 bool is_credential_header(const std::string& name) {
-  std::string n = lower(name);
+  std::string n = ascii_lower(name);
   return n == "authorization" || n == "cookie";
 }
 
@@ -364,7 +360,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   }
   auto colon = line.find(':');
   if (colon != std::string::npos) {
-    std::string name = lower(line.substr(0, colon));
+    std::string name = ascii_lower(line.substr(0, colon));
     size_t v = colon + 1;
     while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
     t.response.headers.emplace(std::move(name), line.substr(v));
@@ -611,7 +607,7 @@ void Engine::begin_transfer(RangeTask& t) {
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request_headers) {
     if (!t.send_credentials && is_credential_header(name)) continue;
-    if (lower(name) == "range") continue;  // ranges are the engine's business
+    if (ascii_lower(name) == "range") continue;  // ranges are the engine's business
     headers = curl_slist_append(headers, (name + ": " + value).c_str());
   }
   t.header_list = headers;

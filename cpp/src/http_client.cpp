@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/http_client.hpp"
 #include "modelagent/version.hpp"
@@ -48,18 +49,6 @@ CURL* thread_handle() {
   return holder.handle;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 struct TransferState {
   HttpResponse* response;
   CancelToken* cancel;
@@ -87,7 +76,8 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   }
   size_t colon = line.find(':');
   if (colon != std::string::npos && colon > 0) {
-    state->response->headers.emplace(lower(trim(line.substr(0, colon))), trim(line.substr(colon + 1)));
+    state->response->headers.emplace(ascii_lower(trim_space(line.substr(0, colon))),
+                                     trim_space(line.substr(colon + 1)));
   }
   return n;
 }
@@ -155,8 +145,8 @@ bool same_origin(const std::string& a, const std::string& b) {
       curl_url_set(ub.get(), CURLUPART_URL, b.c_str(), 0) != CURLUE_OK) {
     return false;
   }
-  return lower(url_part(ua.get(), CURLUPART_SCHEME)) == lower(url_part(ub.get(), CURLUPART_SCHEME)) &&
-         lower(url_part(ua.get(), CURLUPART_HOST)) == lower(url_part(ub.get(), CURLUPART_HOST)) &&
+  return ascii_lower(url_part(ua.get(), CURLUPART_SCHEME)) == ascii_lower(url_part(ub.get(), CURLUPART_SCHEME)) &&
+         ascii_lower(url_part(ua.get(), CURLUPART_HOST)) == ascii_lower(url_part(ub.get(), CURLUPART_HOST)) &&
          url_part(ua.get(), CURLUPART_PORT) == url_part(ub.get(), CURLUPART_PORT);
 }
 
@@ -190,7 +180,7 @@ Attempt perform_once(const std::string& method, const std::string& url,
   bool has_accept_encoding = false;
   bool has_user_agent = false;
   for (const auto& [name, value] : headers) {
-    std::string lname = lower(name);
+    std::string lname = ascii_lower(name);
     has_accept_encoding |= lname == "accept-encoding";
     has_user_agent |= lname == "user-agent";
     list = curl_slist_append(list, (name + ": " + value).c_str());
@@ -271,7 +261,7 @@ Attempt perform_following(const HttpRequest& request, const DownloadOptions& opt
     std::string next = resolve_location(url, location);
     if (!same_origin(request.url, next)) {
       std::erase_if(headers, [](const auto& kv) {
-        std::string name = lower(kv.first);
+        std::string name = ascii_lower(kv.first);
         return name == "authorization" || name == "cookie";
       });
     }

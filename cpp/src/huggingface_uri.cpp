@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/huggingface.hpp"
 
@@ -57,18 +58,12 @@ std::string env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
 std::string read_token_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return "";
   std::stringstream ss;
   ss << in.rdbuf();
-  return trim(ss.str());
+  return trim_space(ss.str());
 }
 
 }  // namespace
@@ -103,17 +98,17 @@ bool is_commit_hash(std::string_view revision) {
 }
 
 std::string endpoint_from_env() {
-  std::string endpoint = trim(env("HF_ENDPOINT"));
+  std::string endpoint = trim_space(env("HF_ENDPOINT"));
   if (endpoint.empty()) endpoint = kDefaultEndpoint;
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   return endpoint;
 }
 
 std::string resolve_token(const std::string& explicit_token) {
-  std::string token = trim(explicit_token);
+  std::string token = trim_space(explicit_token);
   if (!token.empty()) return token;
   for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}) {
-    token = trim(env(name));
+    token = trim_space(env(name));
     if (!token.empty()) return token;
   }
   std::string path = env("HF_TOKEN_PATH");

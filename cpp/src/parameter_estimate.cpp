@@ -11,6 +11,7 @@
 //    since the checkpoint does not contain them; towers described or embedded in the config do.
 // See docs/parameter-counts.md for the per-family formulas and the published counts they are checked against.
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/parameter_estimate.hpp"
 
 #include <algorithm>
@@ -131,11 +132,6 @@ std::string Fields::first_architecture() const {
   if (a == nullptr || a->empty()) return {};
   if (!(*a)[0].is_string()) return {};
   return (*a)[0].get<std::string>();
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 bool one_of(std::string_view s, std::initializer_list<std::string_view> set) {

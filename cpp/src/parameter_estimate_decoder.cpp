@@ -425,7 +425,7 @@ std::optional<Count> estimate_dbrx(const Fields& f) {
 }
 
 std::string family_of(const Fields& f) {
-  std::string mt = lower(f.text("model_type"));
+  std::string mt = ascii_lower(f.text("model_type"));
   if (!mt.empty()) return mt;
   // No model_type (TensorRT-LLM pretrained_config, hand-written configs): derive it from the class name.
   std::string arch = f.first_architecture();
@@ -436,7 +436,7 @@ std::string family_of(const Fields& f) {
       break;
     }
   }
-  const std::string base = lower(arch);
+  const std::string base = ascii_lower(arch);
   static const std::pair<std::string_view, std::string_view> kRenamed[] = {
       {"gptneox", "gpt_neox"},       {"gptbigcode", "gpt_bigcode"}, {"gptj", "gptj"},
       {"gptoss", "gpt_oss"},         {"qwen", "qwen2"},             {"qwen2moe", "qwen2_moe"},

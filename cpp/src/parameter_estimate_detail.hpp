@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modelagent/ascii_text.hpp"
+
 namespace modelagent::param_estimate {
 
 // A parameter count whose arithmetic saturates instead of wrapping; once saturated it stays saturated.
@@ -64,7 +66,6 @@ class Fields {
   bool* bad_;
 };
 
-std::string lower(std::string s);
 bool one_of(std::string_view s, std::initializer_list<std::string_view> set);
 bool ends_with(std::string_view s, std::string_view suffix);
 bool contains(std::string_view s, std::string_view part);

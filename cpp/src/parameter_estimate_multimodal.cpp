@@ -92,7 +92,7 @@ std::optional<VitShape> read_hf_vit(const Fields& v, std::string_view mt) {
 
 // A vision_config of the transformers CLIP or SigLIP kind.
 std::optional<Count> hf_vision_tower(const Fields& v) {
-  const std::string mt = lower(v.text("model_type"));
+  const std::string mt = ascii_lower(v.text("model_type"));
   const auto shape = read_hf_vit(v, mt);
   if (!shape) return std::nullopt;
   if (contains(mt, "siglip")) return siglip_tower(*shape, v.flag("vision_use_head").value_or(true));
@@ -324,7 +324,7 @@ std::optional<Count> estimate_multimodal(const Fields& f, std::string_view mt) {
     if (vision.valid()) {
       const auto tower = hf_vision_tower(vision);
       if (!tower) return std::nullopt;
-      const uint64_t vh = read_hf_vit(vision, lower(vision.text("model_type")))->hidden;
+      const uint64_t vh = read_hf_vit(vision, ascii_lower(vision.text("model_type")))->hidden;
       const bool bias = f.flag("multimodal_projector_bias").value_or(true);
       rest = *tower + linear(vh, th, bias) + linear(th, th, bias);
       if (mt != "llava") rest = *rest + th;  // image_newline
@@ -388,7 +388,7 @@ std::optional<Count> estimate_multimodal(const Fields& f, std::string_view mt) {
                            ? hf_vision_tower(vision)
                            : std::nullopt;
     if (tower) {
-      const uint64_t vh = read_hf_vit(vision, lower(vision.text("model_type")))->hidden;
+      const uint64_t vh = read_hf_vit(vision, ascii_lower(vision.text("model_type")))->hidden;
       rest = *tower + linear(vh, th, true) + linear(th, th, true);
     }
   } else {

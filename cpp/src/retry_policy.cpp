@@ -10,16 +10,12 @@
 #include <random>
 #include <string>
 
+#include "modelagent/ascii_text.hpp"
 #include "modelagent/http_client.hpp"
 
 namespace modelagent {
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 // Value of `key=<number>` inside an IETF RateLimit header such as `"api";r=0;t=55`; -1 if absent.
 double rate_limit_param(const std::string& header, char key) {
@@ -37,7 +33,7 @@ double rate_limit_param(const std::string& header, char key) {
 }  // namespace
 
 std::string HttpResponse::header(const std::string& name) const {
-  auto it = headers.find(lower(name));
+  auto it = headers.find(ascii_lower(name));
   return it == headers.end() ? std::string() : it->second;
 }
 
