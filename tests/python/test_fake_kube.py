@@ -1070,3 +1070,25 @@ def test_constructor_rejects_bad_options() -> None:
     kube = FakeKubeAPI()
     with pytest.raises(ValueError, match="unsupported fault status"):
         kube.fail_next(1, 418)
+
+
+def test_a_reset_keep_alive_connection_is_not_reported_as_a_server_error(
+    fake_kube: FakeKubeAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import struct
+
+    conn = http.client.HTTPConnection("127.0.0.1", fake_kube.port, timeout=10)
+    conn.request("GET", "/api/v1/nodes")
+    assert conn.getresponse().read()
+    # Close with an RST (linger 0) while the server waits for the next request on the connection.
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    httpd = fake_kube._httpd
+    assert httpd is not None
+    deadline = time.monotonic() + 5
+    while httpd.connections and time.monotonic() < deadline:  # the handler has seen the reset and ended
+        time.sleep(0.02)
+    assert not httpd.connections
+    time.sleep(0.2)  # the handler thread reports errors just after it leaves the connection set
+    assert "Traceback" not in capsys.readouterr().err
