@@ -25,3 +25,16 @@ def test_errors_share_one_base() -> None:
         obj = getattr(modelagent, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, modelagent.ModelAgentError), name
+
+
+def test_agent_package_exports_every_name_including_the_lazy_ones() -> None:
+    import modelagent.agent as agent
+
+    lazy = set(agent._LAZY)
+    assert lazy <= set(agent.__all__)
+    for name in agent.__all__:
+        value = getattr(agent, name)
+        assert value is not None
+        if name in lazy:
+            assert value.__module__ == agent._LAZY[name], name
+    assert len(agent.__all__) == len(set(agent.__all__))

@@ -9,7 +9,7 @@ modules that pull in the Kubernetes client are imported on first use.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelagent.agent.model_ref import BASE_MODEL, CLUSTER_BASE_MODEL, MODEL_KINDS, ModelRef
 from modelagent.agent.tasks import GopherTask, TaskType
@@ -39,12 +39,36 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+if TYPE_CHECKING:
+    from modelagent.agent.config import Settings
+    from modelagent.agent.config_parser import ModelConfigParser
+    from modelagent.agent.configmap import ConfigMapReconciler
+    from modelagent.agent.file_sink import FileStatusSink
+    from modelagent.agent.file_source import FileModelSource
+    from modelagent.agent.gopher import Gopher
+    from modelagent.agent.kubernetes_sink import KubernetesStatusSink
+    from modelagent.agent.node_labels import NodeLabelReconciler
+    from modelagent.agent.runner import AgentRunner
+    from modelagent.agent.scout import KubernetesModelSource, Scout
+    from modelagent.agent.status_sink import StatusSink
+
 __all__ = [
     "BASE_MODEL",
     "CLUSTER_BASE_MODEL",
     "MODEL_KINDS",
+    "AgentRunner",
+    "ConfigMapReconciler",
+    "FileModelSource",
+    "FileStatusSink",
+    "Gopher",
     "GopherTask",
+    "KubernetesModelSource",
+    "KubernetesStatusSink",
+    "ModelConfigParser",
     "ModelRef",
+    "NodeLabelReconciler",
+    "Scout",
+    "Settings",
+    "StatusSink",
     "TaskType",
-    *_LAZY,
 ]
