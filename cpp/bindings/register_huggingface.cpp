@@ -101,14 +101,14 @@ void register_huggingface(py::module_& m) {
   m.def("hf_resolve_url", &hf::resolve_url, py::arg("endpoint"), py::arg("repo_id"), py::arg("commit"), py::arg("path"));
 
   m.def("hf_resolve_commit", &hf::resolve_commit, py::arg("options"), py::arg("repo_id"), py::arg("revision"),
-        py::arg("cancel") = nullptr, py::call_guard<py::gil_scoped_release>(),
+        py::arg("cancel") = nullptr, py::arg("progress") = nullptr, py::call_guard<py::gil_scoped_release>(),
         "The 40-hex commit a revision points to (GET /api/models/{repo}/revision/{rev}).");
   m.def("hf_list_files", &hf::list_files, py::arg("options"), py::arg("repo_id"), py::arg("commit"),
-        py::arg("cancel") = nullptr, py::call_guard<py::gil_scoped_release>(),
+        py::arg("cancel") = nullptr, py::arg("progress") = nullptr, py::call_guard<py::gil_scoped_release>(),
         "Every file of the repository at `commit` (tree API, all pages).");
 
   m.def("hf_check_file", &hf::check_file, py::arg("options"), py::arg("repo_id"), py::arg("commit"), py::arg("path"),
-        py::arg("cancel") = nullptr, py::call_guard<py::gil_scoped_release>(),
+        py::arg("cancel") = nullptr, py::arg("progress") = nullptr, py::call_guard<py::gil_scoped_release>(),
         "HEAD of a file's resolve URL; raises the hub's typed error (GatedRepoError, EntryNotFoundError, ...).");
 
   m.def(

@@ -77,12 +77,12 @@ void register_oci(py::module_& m) {
       "oci_head_object",
       [](const std::string& endpoint, std::shared_ptr<RequestSigner> signer, const std::string& ns,
          const std::string& bucket, const std::string& name, std::optional<DownloadOptions> http,
-         CancelToken* cancel) {
+         CancelToken* cancel, DownloadProgress* progress) {
         auto options = client_options(endpoint, std::move(signer), http, oci::kMaxPageSize, 60, 4, 60, 1);
         oci::ObjectHead h;
         {
           py::gil_scoped_release release;
-          h = oci::head_object(options, ns, bucket, name, cancel);
+          h = oci::head_object(options, ns, bucket, name, cancel, progress);
         }
         py::dict d;
         d["size"] = h.size == kUnknownSize ? py::object(py::none()) : py::cast(h.size);
@@ -94,7 +94,7 @@ void register_oci(py::module_& m) {
         return d;
       },
       py::arg("endpoint"), py::arg("signer"), py::arg("namespace"), py::arg("bucket"), py::arg("object_name"),
-      py::kw_only(), py::arg("options") = py::none(), py::arg("cancel") = nullptr,
+      py::kw_only(), py::arg("options") = py::none(), py::arg("cancel") = nullptr, py::arg("progress") = nullptr,
       "HEAD one object -> {size, etag, content_md5, multipart_md5, meta_md5, archival_state}; raises the mapped "
       "error (HttpStatusError 404 when it is gone, CredentialsError on 401).");
 
@@ -103,7 +103,7 @@ void register_oci(py::module_& m) {
       [](const std::string& uri, const std::string& endpoint, std::shared_ptr<RequestSigner> signer,
          std::vector<std::string> include, std::vector<std::string> exclude, std::optional<DownloadOptions> http,
          int page_size, double timeout, int max_attempts, double max_retry_seconds, int head_concurrency,
-         CancelToken* cancel) {
+         CancelToken* cancel, DownloadProgress* progress) {
         auto options = client_options(endpoint, std::move(signer), http, page_size, timeout, max_attempts,
                                       max_retry_seconds, head_concurrency);
         oci::Location location = oci::parse_uri(uri);
@@ -111,7 +111,7 @@ void register_oci(py::module_& m) {
         oci::Plan plan;
         {
           py::gil_scoped_release release;
-          plan = oci::build_plan(options, location, filter, cancel);
+          plan = oci::build_plan(options, location, filter, cancel, progress);
         }
         py::list files;
         for (const auto& f : plan.plan.files) files.append(plan_entry_dict(f));
@@ -132,10 +132,11 @@ void register_oci(py::module_& m) {
       py::arg("include") = std::vector<std::string>{}, py::arg("exclude") = std::vector<std::string>{},
       py::arg("options") = py::none(), py::arg("page_size") = oci::kMaxPageSize, py::arg("timeout") = 60.0,
       py::arg("max_attempts") = 6, py::arg("max_retry_seconds") = 300.0, py::arg("head_concurrency") = 8,
-      py::arg("cancel") = nullptr,
+      py::arg("cancel") = nullptr, py::arg("progress") = nullptr,
       "Lists the objects under the URI's prefix (a directory), selects and maps them to paths, HEADs multipart "
       "objects and returns {namespace, bucket, prefix, endpoint, files: [plan entries], objects: [listing entry "
-      "per file], excluded: [(name, reason)], unverifiable: [(path, reason)]}.");
+      "per file], excluded: [(name, reason)], unverifiable: [(path, reason)]}. Retries and 429s of the API calls "
+      "are added to `progress` (a DownloadProgress) when given.");
 }
 
 }  // namespace modelagent::bindings

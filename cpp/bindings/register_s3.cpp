@@ -76,7 +76,8 @@ void register_s3(py::module_& m) {
       "s3_plan",
       [](const std::string& uri, const std::map<std::string, std::string>& parameters,
          const std::map<std::string, std::string>& credentials, std::vector<std::string> include,
-         std::vector<std::string> exclude, std::optional<DownloadOptions> options, CancelToken* cancel) {
+         std::vector<std::string> exclude, std::optional<DownloadOptions> options, CancelToken* cancel,
+         DownloadProgress* progress) {
         auto parsed = parse_storage_uri(uri);
         auto* s3uri = std::get_if<S3StorageUri>(&parsed);
         if (!s3uri) throw InvalidStorageUri("'" + uri + "' is not an s3:// URI");
@@ -123,7 +124,7 @@ void register_s3(py::module_& m) {
           auto provider = s3::resolve_credentials(chain);
           credentials_source = provider->describe();
           auto signer = std::make_shared<s3::SigV4Signer>(provider, config.region);
-          s3::Client client(config, signer, http, retry_from(http), cancel);
+          s3::Client client(config, signer, http, retry_from(http), cancel, progress);
           plan = s3::plan_download(client, po);
         }
         py::list files;
@@ -147,11 +148,12 @@ void register_s3(py::module_& m) {
       py::arg("uri"), py::arg("parameters") = std::map<std::string, std::string>{},
       py::arg("credentials") = std::map<std::string, std::string>{}, py::arg("include") = std::vector<std::string>{},
       py::arg("exclude") = std::vector<std::string>{}, py::arg("options") = py::none(),
-      py::arg("cancel") = nullptr,
+      py::arg("cancel") = nullptr, py::arg("progress") = nullptr,
       "Lists s3://bucket[@region]/prefix (parameters: region, endpoint, path_style, profile, max_keys, verify_etag; "
       "credentials: "
       "the model's Secret data) and plans every object. Returns {files, objects: [(key, size, etag)], excluded, "
-      "unverifiable, bucket, prefix, region, endpoint, bucket_url, path_style, credentials}.");
+      "unverifiable, bucket, prefix, region, endpoint, bucket_url, path_style, credentials}. Retries and 429s of the "
+      "listing and HEAD calls (not of the credential calls) are added to `progress` when given.");
 }
 
 }  // namespace modelagent::bindings

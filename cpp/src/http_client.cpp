@@ -292,7 +292,7 @@ bool cancellable_sleep(double seconds, CancelToken* cancel) {
 }  // namespace
 
 HttpResponse http_request(const HttpRequest& request, const RetryPolicy& policy, const DownloadOptions& options,
-                          CancelToken* cancel) {
+                          CancelToken* cancel, DownloadProgress* progress) {
   if (request.url.empty()) throw DownloadError("HTTP request without a URL");
   double waited = 0;
   bool renewed_credentials = false;
@@ -332,6 +332,13 @@ HttpResponse http_request(const HttpRequest& request, const RetryPolicy& policy,
       continue;
     } else {
       return attempt.response;
+    }
+    if (progress) {
+      progress->retries.fetch_add(1);
+      if (attempt.code == CURLE_OK && attempt.response.status == 429) {
+        progress->rate_limited.fetch_add(1);
+        progress->rate_limit_wait_seconds.fetch_add(wait);
+      }
     }
     if (!cancellable_sleep(wait, cancel)) throw_cancelled(request);
     waited += wait;

@@ -87,13 +87,13 @@ HttpRequest api_request(const ClientOptions& options, const std::string& url, co
 
 // Fills size (and a digest when the tree had none) from a HEAD of the file's resolve URL.
 void complete_from_head(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
-                        RepoFile& file, CancelToken* cancel) {
+                        RepoFile& file, CancelToken* cancel, DownloadProgress* progress) {
   std::string url = resolve_url(options.endpoint, repo_id, commit, file.path);
   for (int hop = 0; hop <= kMaxMetadataRedirects; ++hop) {
     HttpRequest request = api_request(options, url, "HEAD");
     request.follow_redirects = false;
     request.headers.emplace_back("Accept-Encoding", "identity");
-    HttpResponse r = http_request(request, options.retry, options.http, cancel);
+    HttpResponse r = http_request(request, options.retry, options.http, cancel, progress);
     bool redirect = r.status >= 300 && r.status < 400;
     if (!redirect) raise_for_status(r, url, {repo_id, commit, file.path});
     std::string size = r.header("x-linked-size");
@@ -259,26 +259,26 @@ std::string next_page_url(const std::string& link, const std::string& current_ur
 }
 
 std::string resolve_commit(const ClientOptions& options, const std::string& repo_id, const std::string& revision,
-                           CancelToken* cancel) {
+                           CancelToken* cancel, DownloadProgress* progress) {
   const std::string url = revision_url(options.endpoint, repo_id, revision);
-  HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel);
+  HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel, progress);
   raise_for_status(r, url, {repo_id, revision, ""});
   return parse_commit(r.body, url);
 }
 
 void check_file(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
-                const std::string& path, CancelToken* cancel) {
+                const std::string& path, CancelToken* cancel, DownloadProgress* progress) {
   const std::string url = resolve_url(options.endpoint, repo_id, commit, path);
   HttpRequest request = api_request(options, url, "HEAD");
   request.follow_redirects = false;
   request.headers.emplace_back("Accept-Encoding", "identity");
-  HttpResponse r = http_request(request, options.retry, options.http, cancel);
+  HttpResponse r = http_request(request, options.retry, options.http, cancel, progress);
   if (r.status >= 300 && r.status < 400) return;
   raise_for_status(r, url, {repo_id, commit, path});
 }
 
 std::vector<RepoFile> list_files(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
-                                 CancelToken* cancel) {
+                                 CancelToken* cancel, DownloadProgress* progress) {
   std::vector<RepoFile> files;
   std::set<std::string> seen_paths;
   std::set<std::string> seen_pages;
@@ -288,7 +288,7 @@ std::vector<RepoFile> list_files(const ClientOptions& options, const std::string
       throw DownloadError("tree listing of repository '" + repo_id + "' does not end (page " + std::to_string(page + 1) +
                           " repeats or exceeds the limit): " + url);
     }
-    HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel);
+    HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel, progress);
     raise_for_status(r, url, {repo_id, commit, ""});
     for (auto& file : parse_tree_page(r.body, url)) {
       if (seen_paths.insert(file.path).second) files.push_back(std::move(file));
@@ -299,7 +299,7 @@ std::vector<RepoFile> list_files(const ClientOptions& options, const std::string
     url = next_page_url(links, url);
   }
   for (auto& file : files) {
-    if (file.size == kUnknownSize) complete_from_head(options, repo_id, commit, file, cancel);
+    if (file.size == kUnknownSize) complete_from_head(options, repo_id, commit, file, cancel, progress);
   }
   return files;
 }

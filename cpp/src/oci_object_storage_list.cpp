@@ -164,15 +164,16 @@ void raise_for_status(const HttpResponse& r, const std::string& url, const Error
   throw HttpStatusError("OCI Object Storage request failed for " + where_object(c) + tail, r.status, url);
 }
 
-std::string get_namespace(const ClientOptions& options, CancelToken* cancel) {
+std::string get_namespace(const ClientOptions& options, CancelToken* cancel, DownloadProgress* progress) {
   std::string url = namespace_url(options.endpoint);
-  HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel);
+  HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel, progress);
   raise_for_status(r, url, {"", "", "", principal_of(options)});
   return parse_namespace(r.body, url);
 }
 
 std::vector<ObjectSummary> list_objects(const ClientOptions& options, const std::string& namespace_name,
-                                        const std::string& bucket, const std::string& prefix, CancelToken* cancel) {
+                                        const std::string& bucket, const std::string& prefix, CancelToken* cancel,
+                                        DownloadProgress* progress) {
   if (options.page_size < 1 || options.page_size > kMaxPageSize) {
     throw DownloadError("ListObjects page size must be within 1.." + std::to_string(kMaxPageSize) + ", got " +
                         std::to_string(options.page_size));
@@ -181,7 +182,7 @@ std::vector<ObjectSummary> list_objects(const ClientOptions& options, const std:
   std::string start;
   for (int page = 0; page < kMaxPages; ++page) {
     std::string url = list_url(options.endpoint, namespace_name, bucket, prefix, start, options.page_size);
-    HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel);
+    HttpResponse r = http_request(api_request(options, url), options.retry, options.http, cancel, progress);
     raise_for_status(r, url, {namespace_name, bucket, "", principal_of(options)});
     ListPage parsed = parse_list_page(r.body, url);
     for (auto& o : parsed.objects) out.push_back(std::move(o));
@@ -197,9 +198,10 @@ std::vector<ObjectSummary> list_objects(const ClientOptions& options, const std:
 }
 
 ObjectHead head_object(const ClientOptions& options, const std::string& namespace_name, const std::string& bucket,
-                       const std::string& object_name, CancelToken* cancel) {
+                       const std::string& object_name, CancelToken* cancel,
+                       DownloadProgress* progress) {
   std::string url = object_url(options.endpoint, namespace_name, bucket, object_name);
-  HttpResponse r = http_request(api_request(options, url, "HEAD"), options.retry, options.http, cancel);
+  HttpResponse r = http_request(api_request(options, url, "HEAD"), options.retry, options.http, cancel, progress);
   raise_for_status(r, url, {namespace_name, bucket, object_name, principal_of(options)});
   return parse_head(r);
 }

@@ -172,10 +172,10 @@ Plan plan_objects(const std::string& endpoint, const std::string& namespace_name
 }
 
 Plan build_plan(const ClientOptions& options, const Location& location, const ObjectFilter& filter,
-                CancelToken* cancel) {
-  std::string ns = location.namespace_name.empty() ? get_namespace(options, cancel) : location.namespace_name;
+                CancelToken* cancel, DownloadProgress* progress) {
+  std::string ns = location.namespace_name.empty() ? get_namespace(options, cancel, progress) : location.namespace_name;
   const std::string dir = directory_prefix(location.prefix);
-  std::vector<ObjectSummary> objects = list_objects(options, ns, location.bucket, dir, cancel);
+  std::vector<ObjectSummary> objects = list_objects(options, ns, location.bucket, dir, cancel, progress);
   size_t files = std::count_if(objects.begin(), objects.end(),
                                [](const ObjectSummary& o) { return !(ends_with(o.name, '/') && o.size == 0); });
   if (files == 0) {
@@ -197,7 +197,7 @@ Plan build_plan(const ClientOptions& options, const Location& location, const Ob
     auto worker = [&] {
       for (size_t i = next++; i < to_head.size(); i = next++) {
         try {
-          results[i] = head_object(options, ns, location.bucket, to_head[i]->name, cancel);
+          results[i] = head_object(options, ns, location.bucket, to_head[i]->name, cancel, progress);
         } catch (...) {
           errors[i] = std::current_exception();
           next = to_head.size();

@@ -213,8 +213,13 @@ void throw_s3_error(const HttpResponse& response, const std::string& method, con
 }
 
 Client::Client(ResolvedConfig config, std::shared_ptr<const SigV4Signer> signer, DownloadOptions http,
-               RetryPolicy retry, CancelToken* cancel)
-    : config_(std::move(config)), signer_(std::move(signer)), http_(std::move(http)), retry_(retry), cancel_(cancel) {}
+               RetryPolicy retry, CancelToken* cancel, DownloadProgress* progress)
+    : config_(std::move(config)),
+      signer_(std::move(signer)),
+      http_(std::move(http)),
+      retry_(retry),
+      cancel_(cancel),
+      progress_(progress) {}
 
 std::vector<ObjectInfo> Client::list_objects(int max_keys) const {
   if (max_keys < 1 || max_keys > 1000) throw std::invalid_argument("max_keys must be 1..1000");
@@ -228,7 +233,7 @@ std::vector<ObjectInfo> Client::list_objects(int max_keys) const {
     HttpRequest request;
     request.url = url;
     request.signer = signer_;
-    HttpResponse response = http_request(request, retry_, http_, cancel_);
+    HttpResponse response = http_request(request, retry_, http_, cancel_, progress_);
     if (response.status != 200) throw_s3_error(response, "GET", url, config_.bucket);
     ListPage p = parse_list_objects_v2(response.body, url);
     for (auto& o : p.objects) out.push_back(std::move(o));
@@ -247,7 +252,7 @@ HttpResponse Client::head_object(const std::string& key, int part_number) const 
   request.url = config_.object_url(key);
   if (part_number > 0) request.url += "?partNumber=" + std::to_string(part_number);
   request.signer = signer_;
-  HttpResponse response = http_request(request, retry_, http_, cancel_);
+  HttpResponse response = http_request(request, retry_, http_, cancel_, progress_);
   if (response.status < 200 || response.status >= 300) {
     throw_s3_error(response, "HEAD", request.url, config_.bucket);
   }

@@ -292,6 +292,66 @@ TEST(HttpClient, RequestedWaitBeyondTheBudgetReturnsThe429AtOnce) {
   EXPECT_EQ(server.request_count(), 1u);
 }
 
+TEST(HttpClient, RetriedRateLimitsAreCountedInProgress) {
+  std::atomic<int> calls{0};
+  Server server([&](const Request& r) {
+    if (++calls <= 2) return Response{429, {{"Retry-After", "0"}}, ""};
+    return Response{200, {}, "ok"};
+  });
+  modelagent::DownloadProgress progress;
+  auto res = modelagent::http_request(get(server.base_url() + "/x"), fast_policy(), {}, nullptr, &progress);
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(progress.rate_limited.load(), 2u);
+  EXPECT_EQ(progress.retries.load(), 2u);
+  EXPECT_EQ(progress.rate_limit_wait_seconds.load(), 0.0);
+  EXPECT_EQ(progress.bytes_fetched.load(), 0u);
+}
+
+TEST(HttpClient, RateLimitWaitsAddUpInProgress) {
+  std::atomic<int> calls{0};
+  Server server([&](const Request& r) {
+    if (++calls == 1) return Response{429, {{"Retry-After", "1"}}, ""};
+    return Response{200, {}, "ok"};
+  });
+  modelagent::DownloadProgress progress;
+  progress.rate_limited = 3;  // counts of earlier calls are added to, not replaced
+  progress.rate_limit_wait_seconds = 0.5;
+  auto res = modelagent::http_request(get(server.base_url() + "/x"), fast_policy(), {}, nullptr, &progress);
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(progress.rate_limited.load(), 4u);
+  EXPECT_DOUBLE_EQ(progress.rate_limit_wait_seconds.load(), 1.5);
+}
+
+TEST(HttpClient, OtherRetriesCountOnlyAsRetries) {
+  std::atomic<int> calls{0};
+  Server server([&](const Request& r) {
+    int n = ++calls;
+    if (n == 1) {  // on a fresh connection, so libcurl does not silently retry it itself
+      Response cut;
+      cut.cut = true;
+      return cut;
+    }
+    if (n == 2) return Response{503, {}, "busy"};
+    return Response{200, {}, "ok"};
+  });
+  modelagent::DownloadProgress progress;
+  auto res = modelagent::http_request(get(server.base_url() + "/x"), fast_policy(), {}, nullptr, &progress);
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(server.request_count(), 3u);
+  EXPECT_EQ(progress.retries.load(), 2u);
+  EXPECT_EQ(progress.rate_limited.load(), 0u);
+}
+
+TEST(HttpClient, AFinal429ThatIsNotRetriedIsNotCounted) {
+  Server server([](const Request& r) { return Response{429, {{"Retry-After", "0"}}, ""}; });
+  modelagent::DownloadProgress progress;
+  auto res = modelagent::http_request(get(server.base_url() + "/x"), fast_policy(3), {}, nullptr, &progress);
+  EXPECT_EQ(res.status, 429);
+  EXPECT_EQ(server.request_count(), 3u);
+  EXPECT_EQ(progress.rate_limited.load(), 2u);
+  EXPECT_EQ(progress.retries.load(), 2u);
+}
+
 TEST(HttpClient, RetriesCutConnections) {
   std::atomic<int> calls{0};
   Server server([&](const Request& r) {

@@ -55,7 +55,11 @@ double backoff_seconds(const RetryPolicy& policy, int attempt);
 // Performs the request, retrying connect errors, resets and retryable statuses per policy (honouring
 // the server-requested wait). Returns the final response, whatever its status; throws DownloadError
 // only when no response could be obtained (naming the URL). Verifies TLS; honours proxy variables.
+// With `progress`, every retried 429 adds 1 to rate_limited and retries and its wait to
+// rate_limit_wait_seconds; other retried statuses and transient errors add 1 to retries. A final answer
+// that is returned (or an error that is thrown) without a retry is not counted.
 HttpResponse http_request(const HttpRequest& request, const RetryPolicy& policy = {},
-                          const DownloadOptions& options = {}, CancelToken* cancel = nullptr);
+                          const DownloadOptions& options = {}, CancelToken* cancel = nullptr,
+                          DownloadProgress* progress = nullptr);
 
 }  // namespace modelagent

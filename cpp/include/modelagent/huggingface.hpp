@@ -87,6 +87,8 @@ struct ErrorContext {
 void raise_for_status(const HttpResponse& response, const std::string& url, const ErrorContext& context);
 
 // ---- the hub client (huggingface_api.cpp) ----
+// Every call takes an optional `progress` whose retries and rate-limit counters its API requests add to
+// (see http_request).
 
 struct ClientOptions {
   std::string endpoint = kDefaultEndpoint;
@@ -98,18 +100,20 @@ struct ClientOptions {
 
 // GET the revision API; returns the 40-hex commit the revision points to now.
 std::string resolve_commit(const ClientOptions& options, const std::string& repo_id, const std::string& revision,
-                           CancelToken* cancel = nullptr);
+                           CancelToken* cancel = nullptr,
+                           DownloadProgress* progress = nullptr);
 
 // Every file of the repository at `commit`, following Link pagination. Files whose size the tree omits
 // are completed with a HEAD of their resolve URL.
 std::vector<RepoFile> list_files(const ClientOptions& options, const std::string& repo_id,
-                                 const std::string& commit, CancelToken* cancel = nullptr);
+                                 const std::string& commit, CancelToken* cancel = nullptr,
+                                 DownloadProgress* progress = nullptr);
 
 // HEAD of one file's resolve URL (redirects not followed). Returns when the hub would serve the file;
 // otherwise throws the typed error it answers with (GatedRepoError, EntryNotFoundError, ...). Used to
 // explain a file the engine could not fetch.
 void check_file(const ClientOptions& options, const std::string& repo_id, const std::string& commit,
-                const std::string& path, CancelToken* cancel = nullptr);
+                const std::string& path, CancelToken* cancel = nullptr, DownloadProgress* progress = nullptr);
 
 // ---- selection and plan (huggingface_plan.cpp) ----
 

@@ -119,15 +119,19 @@ struct ClientOptions {
   int head_concurrency = 8;      // HEAD requests in flight while planning
 };
 
-std::string get_namespace(const ClientOptions& options, CancelToken* cancel = nullptr);
+// Every call below takes an optional `progress` whose retries and rate-limit counters its API requests add
+// to (see http_request).
+std::string get_namespace(const ClientOptions& options, CancelToken* cancel = nullptr,
+                          DownloadProgress* progress = nullptr);
 
 // Every object whose name starts with `prefix` (used as given), following nextStartWith.
 std::vector<ObjectSummary> list_objects(const ClientOptions& options, const std::string& namespace_name,
                                         const std::string& bucket, const std::string& prefix,
-                                        CancelToken* cancel = nullptr);
+                                        CancelToken* cancel = nullptr, DownloadProgress* progress = nullptr);
 
 ObjectHead head_object(const ClientOptions& options, const std::string& namespace_name, const std::string& bucket,
-                       const std::string& object_name, CancelToken* cancel = nullptr);
+                       const std::string& object_name, CancelToken* cancel = nullptr,
+                       DownloadProgress* progress = nullptr);
 
 // ---- selection, digests and the plan (oci_object_storage_plan.cpp) ----
 
@@ -195,6 +199,6 @@ Plan plan_objects(const std::string& endpoint, const std::string& namespace_name
 // prefix, selection, HEADs where needed (concurrently), plan. Throws DownloadError naming the URI when
 // nothing is listed under the prefix.
 Plan build_plan(const ClientOptions& options, const Location& location, const ObjectFilter& filter,
-                CancelToken* cancel = nullptr);
+                CancelToken* cancel = nullptr, DownloadProgress* progress = nullptr);
 
 }  // namespace modelagent::oci

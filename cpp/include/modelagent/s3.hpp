@@ -255,7 +255,7 @@ std::string describe_error_body(std::string_view body);
 class Client {
  public:
   Client(ResolvedConfig config, std::shared_ptr<const SigV4Signer> signer, DownloadOptions http = {},
-         RetryPolicy retry = {}, CancelToken* cancel = nullptr);
+         RetryPolicy retry = {}, CancelToken* cancel = nullptr, DownloadProgress* progress = nullptr);
 
   // Every object under the prefix (all pages, `max_keys` per page, 1..1000).
   std::vector<ObjectInfo> list_objects(int max_keys = 1000) const;
@@ -272,6 +272,7 @@ class Client {
   DownloadOptions http_;
   RetryPolicy retry_;
   CancelToken* cancel_;
+  DownloadProgress* progress_;  // retries and 429s of the listing and HEAD calls are counted here; may be null
 };
 
 // Destination path of a key: the prefix (a directory: "models/llama" keeps "models/llama/x" and
