@@ -502,13 +502,26 @@ def hf_endpoint() -> str: ...
 def hf_token(explicit_token: str | None = None) -> str | None: ...
 def hf_resolve_url(endpoint: str, repo_id: str, commit: str, path: str) -> str: ...
 def hf_resolve_commit(
-    options: HfClientOptions, repo_id: str, revision: str, cancel: CancelToken | None = None
+    options: HfClientOptions,
+    repo_id: str,
+    revision: str,
+    cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
 ) -> str: ...
 def hf_list_files(
-    options: HfClientOptions, repo_id: str, commit: str, cancel: CancelToken | None = None
+    options: HfClientOptions,
+    repo_id: str,
+    commit: str,
+    cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
 ) -> list[HfFile]: ...
 def hf_check_file(
-    options: HfClientOptions, repo_id: str, commit: str, path: str, cancel: CancelToken | None = None
+    options: HfClientOptions,
+    repo_id: str,
+    commit: str,
+    path: str,
+    cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
 ) -> None: ...
 def hf_select_files(
     files: Sequence[HfFile],
@@ -602,6 +615,7 @@ def oci_head_object(
     *,
     options: DownloadOptions | None = None,
     cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
 ) -> dict[str, _Any]:
     """HEAD one object -> {size, etag, content_md5, multipart_md5, meta_md5, archival_state}."""
 
@@ -619,6 +633,7 @@ def oci_build_plan(
     max_retry_seconds: float = 300.0,
     head_concurrency: int = 8,
     cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
 ) -> dict[str, _Any]:
     """List, select and plan -> {namespace, bucket, prefix, endpoint, files, objects, excluded, unverifiable}."""
 
@@ -656,6 +671,7 @@ def s3_plan(
     exclude: list[str] = ...,
     options: DownloadOptions | None = None,
     cancel: CancelToken | None = None,
+    progress: DownloadProgress | None = None,
 ) -> dict[str, object]: ...
 
 # --- shape_filter ---

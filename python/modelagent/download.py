@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelagent import _core
-from modelagent.progress import ProgressMonitor, ProgressRenderer, ProgressSnapshot, renderer_for
+from modelagent.progress import ProgressMonitor, ProgressRenderer, ProgressSnapshot, read_counters, renderer_for
 from modelagent.sources import get_source, has_source, registered_schemes
 from modelagent.sources.base import RESERVED_DIRECTORY, Source, SourcePlan, SourceRequest
 
@@ -462,6 +462,23 @@ def _options_for(options: Any, connections: int | None) -> Any:
     return opts
 
 
+def _report_planning_failure(
+    progress: bool | Callable[[ProgressSnapshot], None] | ProgressRenderer | None,
+    label: str,
+    counters: Any,
+    elapsed: float,
+) -> None:
+    """Planning failed before the engine (and its progress monitor) started: when the source's API calls
+    were retried or rate-limited, hand the counters to the renderer as a final, failed reading, so that
+    those retries are not lost (the agent turns them into metrics)."""
+    snapshot = read_counters(counters, elapsed)
+    if not (snapshot.retries or snapshot.rate_limited):
+        return
+    renderer = renderer_for(progress, label)
+    if renderer is not None:
+        renderer.finish(snapshot, False)
+
+
 def _digest_of(entry: Mapping[str, Any]) -> dict[str, Any]:
     digest = entry.get("digest") or {}
     out: dict[str, Any] = {"kind": str(digest.get("kind") or "none"), "value": str(digest.get("value") or "")}
@@ -510,7 +527,10 @@ def download(
             file also overrides the default for that file.
         connections: maximum parallel connections (default: the engine's).
         progress: True shows a bar on a terminal and log lines otherwise (stderr); a callable receives
-            :class:`~modelagent.progress.ProgressSnapshot` values; False shows nothing.
+            :class:`~modelagent.progress.ProgressSnapshot` values; False shows nothing. The snapshots'
+            ``retries``, ``rate_limited`` and ``rate_limit_wait_seconds`` include the source's listing calls
+            (Hugging Face revision/tree API, object-store listings and HEADs) as well as the transfers; when
+            planning fails after such retries, the renderer still gets one final reading (``finish``).
         prune: remove files of an earlier download into ``dest`` that are no longer part of this one.
         cancel: a :class:`~modelagent.CancelToken`; ``cancel.cancel()`` from any thread stops the
             download within a second (raises :class:`~modelagent.CancelledError`; partial files stay
@@ -561,6 +581,9 @@ def download(
         previous = read_record(dest_path)
     except _core.DownloadError:
         previous = None  # an unreadable record only costs a fresh listing; it is rewritten on success
+    # One set of counters for the whole download: the source's API calls add their retries and 429s to it
+    # while planning, then the engine adds its own.
+    counters = _core.DownloadProgress()
     request = SourceRequest(
         uri=uri,
         include=tuple(include_patterns),
@@ -571,9 +594,15 @@ def download(
         credentials=source_credentials,
         options=engine_options,
         cancel=cancel_token,
+        progress=counters,
         previous=previous["state"] if previous is not None and previous["source"] == scheme else None,
     )
-    plan = _checked_plan(scheme, _interruptible(cancel_token, source.plan, request))
+    planning_started = time.monotonic()
+    try:
+        plan = _checked_plan(scheme, _interruptible(cancel_token, source.plan, request))
+    except BaseException:
+        _report_planning_failure(progress, uri, counters, time.monotonic() - planning_started)
+        raise
     planned, filtered = _apply_path_filter(path_filter, [dict(entry) for entry in plan.files])
     excluded = [(p, r) for p, r in plan.excluded] + filtered
     planned_paths = {e["path"] for e in planned}
@@ -590,7 +619,6 @@ def download(
     stale = sorted(p for p in owned if p not in planned_paths and os.path.lexists(dest_path / p))
 
     dest_path.mkdir(parents=True, exist_ok=True)
-    counters = _core.DownloadProgress()
     renderer = renderer_for(progress, plan.label or uri)
     with ProgressMonitor(counters, renderer):
         try:

@@ -273,8 +273,10 @@ class _Reporter:
 
 class TransferMeter:
     """Progress renderer for one download attempt: forwards snapshots to the model's progress and turns the
-    engine's counters into metrics as they grow (bytes fetched, every 429 the engine saw and the wait it
-    imposed), so bytes and rate limits of a failed or cancelled attempt are counted too.
+    download's counters into metrics as they grow (bytes fetched, every 429 and the wait it imposed), so
+    bytes and rate limits of a failed or cancelled attempt are counted too. The counters include the
+    source's planning calls (their retried 429s), which :func:`modelagent.download` hands over with the
+    engine's first reading, or as a final reading when planning fails.
 
     ``report(snapshot, phase)`` receives every snapshot; ``metrics`` may be None.
     """
@@ -301,6 +303,12 @@ class TransferMeter:
     def finish(self, snapshot: ProgressSnapshot, ok: bool) -> None:
         """The last reading, when the engine returned or raised."""
         self._account(snapshot)
+
+    @property
+    def engine_ran(self) -> bool:
+        """True once a reading came from the engine (it publishes the plan's totals when it starts), as
+        opposed to none at all or only the counters of a failed planning step."""
+        return self.last is not None and bool(self.last.started)
 
     def verify_tail(self, now: float) -> float:
         """Seconds from the last byte received to ``now``: the engine finishing hashes, fsync and rename."""
@@ -771,6 +779,12 @@ class Gopher:
                     if isinstance(error, CancelledError) or attempt_no >= self.download_retry:
                         raise
                     wait = min(2.0**attempt_no, 30.0)
+                    if isinstance(error, _core.RateLimitedError) and not meter.engine_ran and self.metrics is not None:
+                        # Planning gave up on a 429 its API client did not count (it counts only those it
+                        # retried); the engine would have. Count it here as no failure will.
+                        requested = float(getattr(error, "retry_after", 0.0) or 0.0)
+                        waited = requested if requested > 0 else wait
+                        self.metrics.rate_limited(ref.kind, ref.namespace, ref.name, waited)
                     log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt_no, self.download_retry,
                                 " ".join(str(error).split()), wait)
                     if _wait_cancelled(cancel, wait):
@@ -780,15 +794,18 @@ class Gopher:
             log.info("download cancelled; partial files stay resumable in %s", target)
             return
         except Exception as error:  # noqa: BLE001 - any failure of this model is reported on it alone
-            engine_ran = meter is not None and meter.last is not None
+            engine_ran = meter is not None and meter.engine_ran
             if self.metrics is not None and reporter.current() and isinstance(error, VerificationError):
                 verified_for = meter.last.elapsed if meter is not None and meter.last is not None else 0.0
                 self.metrics.verification(ref.kind, ref.namespace, ref.name, False, verified_for)
                 if is_md5_failure(error):
                     self.metrics.md5_failed(ref.kind, ref.namespace, ref.name)
+            # The engine counts every 429, the one it gave up on included: only the reason is left to record.
+            # The API calls of planning count only the 429s they retried (metered already), so a
+            # RateLimitedError from planning goes to download_failed, which counts that last 429.
             reason: Any = error
             if isinstance(error, _core.RateLimitedError) and engine_ran:
-                reason = "rate_limited"  # the engine's counter already counted this 429
+                reason = "rate_limited"
             elif isinstance(error, _core.CredentialsError):
                 reason = "credentials"
             self._fail(reporter, state, ref, " ".join(str(error).split()) or type(error).__name__, reason, log)

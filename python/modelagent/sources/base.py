@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from modelagent._core import CancelToken, DownloadOptions, PlanEntry
+    from modelagent._core import CancelToken, DownloadOptions, DownloadProgress, PlanEntry
 
 __all__ = ["RESERVED_DIRECTORY", "Source", "SourcePlan", "SourceRequest", "select_paths"]
 
@@ -46,6 +46,12 @@ class SourceRequest:
     """Engine options; TLS settings, timeouts and the user agent also apply to the source's API calls."""
     cancel: CancelToken | None = None
     """Cancels listing calls too; sources pass it to every blocking core call."""
+    progress: DownloadProgress | None = None
+    """The download's counters (a :class:`~modelagent.DownloadProgress`); the engine later adds to the same
+    object. Built-in sources pass it to their core API calls, which add every retried request to
+    ``retries`` and every retried 429 to ``rate_limited`` and its wait to ``rate_limit_wait_seconds``, so
+    rate limits met while listing show in progress output and the agent's metrics. Optional: a source that
+    ignores it still works, its API calls just go uncounted."""
     previous: Mapping[str, Any] | None = None
     """``state`` of the last complete download into the same destination by the same source (from the
     download record; the URI may differ, e.g. a branch then its commit), so a source can skip a full

@@ -79,13 +79,13 @@ class HuggingFaceSource:
         if _core.hf_is_commit_hash(revision):
             commit = revision
         else:
-            commit = _core.hf_resolve_commit(client, repo_id, revision, request.cancel)
+            commit = _core.hf_resolve_commit(client, repo_id, revision, request.cancel, request.progress)
 
         recorded = _reusable_tree(request.previous, hub, repo_id, commit)
         if recorded is not None:
             tree = _tree_from_state(recorded)
         else:
-            tree = _core.hf_list_files(client, repo_id, commit, request.cancel)
+            tree = _core.hf_list_files(client, repo_id, commit, request.cancel, request.progress)
 
         selected, excluded = _core.hf_select_files(
             tree, list(request.include), list(request.exclude), not request.all_files
@@ -116,7 +116,9 @@ class HuggingFaceSource:
             return
         client, _ = self._client(request)
         try:
-            _core.hf_check_file(client, plan.details["repo_id"], plan.details["commit"], path, request.cancel)
+            _core.hf_check_file(
+                client, plan.details["repo_id"], plan.details["commit"], path, request.cancel, request.progress
+            )
         except _core.HttpStatusError as typed:
             if type(typed) is not _core.HttpStatusError:
                 raise typed from error

@@ -86,6 +86,7 @@ class OciSource:
             page_size=page_size,
             head_concurrency=head_concurrency,
             cancel=request.cancel,
+            progress=request.progress,
         )
         namespace = planned["namespace"]
         snapshot = _snapshot(planned["objects"])
@@ -133,6 +134,7 @@ class OciSource:
             _core.oci_head_object(
                 details["endpoint"], entry["signer"], details["namespace"], details["bucket"],
                 self._object_name(details, entry["path"]), options=request.options, cancel=request.cancel,
+                progress=request.progress,
             )
         except _core.HttpStatusError as head_error:
             if getattr(head_error, "status", None) == 404:

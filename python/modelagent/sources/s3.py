@@ -62,6 +62,7 @@ class S3Source:
             exclude=list(request.exclude),
             options=request.options,
             cancel=request.cancel,
+            progress=request.progress,
         )
         objects = [(str(k), int(s), str(e)) for k, s, e in result["objects"]]
         bucket, prefix = result["bucket"], result["prefix"]
