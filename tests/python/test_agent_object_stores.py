@@ -35,7 +35,8 @@ from modelagent.sources import SourcePlan, SourceRequest, register_source, unreg
 from modelagent.testing.oci_object_storage import fake_oci  # noqa: F401 - pytest fixture
 from modelagent.testing.s3_server import ACCESS_KEY, SECRET_KEY
 from modelagent.testing.s3_server import moto_server  # noqa: F401 - pytest fixture
-from test_gopher import BOUND, RecordingSink, metric, model, root, sink  # noqa: F401 - root, sink: fixtures
+from metrics_text import metric
+from test_gopher import BOUND, RecordingSink, model, root, sink  # noqa: F401 - root, sink: fixtures
 
 OCI_URI = "oci://n/tenancy/b/models/o/llama-trt"
 S3_URI = "s3://models@us-east-1/llama-trt"

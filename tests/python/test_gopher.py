@@ -17,6 +17,8 @@ from modelagent.agent.model_ref import ModelRef
 from modelagent.agent.tasks import GopherTask, TaskType
 from modelagent.metrics import Metrics
 
+from metrics_text import metric
+
 BOUND = 20.0  # upper bound for anything to happen; tests never depend on how fast
 
 
@@ -545,17 +547,6 @@ def test_restart_with_partial_files_of_another_uri_stages_the_new_one(sink, root
     owner = read_owner(dest)
     assert owner is not None and owner.storage_uri == "hf://org/b" and owner.complete
     assert owner.commit == fake_hub.commit_sha("org/b")
-
-
-def metric(text: str, family: str, /, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(family + "{") and not line.startswith(family + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            return float(value)
-    return 0.0
 
 
 def test_metrics_and_phases_of_a_successful_download(make_gopher, sink, root, fake_hub, synthetic_model):

@@ -23,6 +23,8 @@ from modelagent.sources.s3 import S3Source
 from modelagent.testing.hf_hub import FakeHub
 from modelagent.testing.oci_object_storage import FakeObjectStorage
 
+from metrics_text import metric
+
 pytestmark = pytest.mark.timeout(120)
 
 BOUND = 60.0  # upper bound for a gopher to finish; the tests never depend on how fast
@@ -165,16 +167,6 @@ def test_s3_listing_429s_are_counted_in_the_request_progress() -> None:
 # ---- the agent -------------------------------------------------------------------------------------------
 
 
-def _metric(text: str, family: str, /, **labels: str) -> float:
-    for line in text.splitlines():
-        if not line.startswith(family + "{") and not line.startswith(family + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            return float(value)
-    return 0.0
-
-
 def _model(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "ome.io/v1beta1",
@@ -209,8 +201,8 @@ def test_agent_counts_planning_429s_once(fake_hub: FakeHub, tmp_path: Path) -> N
     assert _run_gopher(fake_hub, tmp_path / "models", metrics, download_retry=1) == "Ready"
     text = metrics.exposition()
     assert len(fake_hub.find_requests(status=429)) == 3
-    assert _metric(text, "model_agent_rate_limit_total", **WHO) == 3
-    assert _metric(text, "model_agent_rate_limit_wait_seconds_count", **WHO) == 3
+    assert metric(text, "model_agent_rate_limit_total", **WHO) == 3
+    assert metric(text, "model_agent_rate_limit_wait_seconds_count", **WHO) == 3
 
 
 def test_agent_counts_every_429_of_a_planning_that_gives_up_once(fake_hub: FakeHub, tmp_path: Path) -> None:
@@ -223,6 +215,6 @@ def test_agent_counts_every_429_of_a_planning_that_gives_up_once(fake_hub: FakeH
     trees = len(fake_hub.find_requests(path=r"/tree/"))
     assert answered == trees >= 4  # two download attempts, each retrying the tree API
     # Retried 429s come from the counters; the last 429 of each attempt from its RateLimitedError.
-    assert _metric(text, "model_agent_rate_limit_total", **WHO) == answered
-    assert _metric(text, "model_agent_rate_limit_wait_seconds_count", **WHO) == answered
-    assert _metric(text, "model_agent_download_failures_by_reason_total", reason="rate_limited") == 1
+    assert metric(text, "model_agent_rate_limit_total", **WHO) == answered
+    assert metric(text, "model_agent_rate_limit_wait_seconds_count", **WHO) == answered
+    assert metric(text, "model_agent_download_failures_by_reason_total", reason="rate_limited") == 1

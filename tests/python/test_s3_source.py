@@ -5,6 +5,7 @@ moto's STS, and the errors for wrong credentials and missing buckets."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import http.server
@@ -60,6 +61,19 @@ def plan(server: MotoServer, uri: str, *, credentials: dict[str, str] | None = N
     request = SourceRequest(uri=uri, parameters=parameters, credentials=credentials if credentials is not None
                             else dict(SECRET_DATA), options=options())
     return S3Source().plan(request)
+
+
+@contextlib.contextmanager
+def serving(*servers: http.server.HTTPServer) -> Iterator[None]:
+    """Serve each local test server on a daemon thread for the block, then shut it down."""
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def data(n: int, seed: int) -> bytes:
@@ -525,9 +539,7 @@ def test_web_identity_keys_are_cached_until_five_minutes_before_expiry(
     for i in range(4):
         s3.put_object(Bucket="models", Key=f"m/{i}.bin", Body=data(3000, i))
     sts = _FakeSts(datetime.timedelta(minutes=lifetime_minutes))
-    thread = threading.Thread(target=sts.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(sts):
         token = tmp_path / "token"
         token.write_text("first-token")
         monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
@@ -536,9 +548,6 @@ def test_web_identity_keys_are_cached_until_five_minutes_before_expiry(
         p = plan(moto_server, "s3://models/m", credentials={})
         token.write_text("rotated-token")  # Kubernetes rotates the projected token file
         modelagent.run_download(p.files, tmp_path / "d", options())
-    finally:
-        sts.shutdown()
-        sts.server_close()
     if many_calls:
         # Keys that expire within the refresh margin are fetched again when a request is signed (concurrent
         # requests that find a refresh under way sign with the still-valid keys), and the rotated token is
@@ -557,18 +566,13 @@ def test_failed_early_refresh_keeps_the_still_valid_keys(moto_server: MotoServer
     s3.put_object(Bucket="models", Key="m/a.bin", Body=data(3000, 1))
     sts = _FakeSts(datetime.timedelta(minutes=2))  # inside the refresh margin: every request tries to refresh
     sts.fail_after = 1
-    thread = threading.Thread(target=sts.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(sts):
         (tmp_path / "token").write_text("t")
         monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
         monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
         monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.endpoint)
         p = plan(moto_server, "s3://models/m", credentials={})
         report = modelagent.run_download(p.files, tmp_path / "d", options())
-    finally:
-        sts.shutdown()
-        sts.server_close()
     assert report.files[0].verified
     assert len(sts.tokens) > 2  # refreshes were attempted and failed, the first keys stayed in use
 
@@ -652,17 +656,12 @@ class _FailingHeadsHandler(http.server.BaseHTTPRequestHandler):
 
 def test_a_failed_head_stops_planning_instead_of_heading_every_object() -> None:
     server = _FailingHeads()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         endpoint = f"http://127.0.0.1:{server.server_port}"
         request = SourceRequest(uri="s3://models/m", parameters={"endpoint": endpoint},
                                 credentials=dict(SECRET_DATA), options=options(max_attempts=1))
         with pytest.raises(modelagent.HttpStatusError, match=r"HEAD .*models/m/\d{3}\.bin"):
             S3Source().plan(request)
-    finally:
-        server.shutdown()
-        server.server_close()
     # The HEADs already under way finish; no new ones start after the first failure.
     assert 1 <= server.heads < 100
 
@@ -691,17 +690,12 @@ class _BrokenListingHandler(http.server.BaseHTTPRequestHandler):
 
 def test_malformed_listing_is_an_error_naming_the_url() -> None:
     server = _BrokenListing()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         endpoint = f"http://127.0.0.1:{server.server_port}"
         request = SourceRequest(uri="s3://models/m", parameters={"endpoint": endpoint},
                                 credentials=dict(SECRET_DATA), options=options())
         with pytest.raises(modelagent.DownloadError, match=rf"{endpoint}/models/\?list-type=2.*malformed XML"):
             S3Source().plan(request)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _NoPartNumberStore(http.server.ThreadingHTTPServer):
@@ -741,14 +735,10 @@ class _NoPartNumberHandler(http.server.BaseHTTPRequestHandler):
 
 def test_store_without_part_heads_falls_back_to_inferring_the_part_size() -> None:
     server = _NoPartNumberStore()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         request = SourceRequest(uri="s3://models/m", parameters={"endpoint": f"http://127.0.0.1:{server.server_port}"},
                                 credentials=dict(SECRET_DATA), options=options(max_attempts=1))
         p = S3Source().plan(request)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert server.paths == ["/models/m/w.bin", "/models/m/w.bin?partNumber=1"]
     # No part size in the plan: the engine tries the likely ones (8 MiB first for 3 parts of 20 MiB + 1 B).
     assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": "a" * 32, "parts": 3}
@@ -819,9 +809,7 @@ def test_rejected_web_identity_keys_are_renewed_for_listing_head_and_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sts, store = _FakeSts(datetime.timedelta(minutes=60)), _RevokingStore()
-    for server in (sts, store):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(sts, store):
         token = tmp_path / "token"
         token.write_text("projected-token")
         monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
@@ -839,7 +827,3 @@ def test_rejected_web_identity_keys_are_renewed_for_listing_head_and_download(
         assert len(sts.tokens) == 3
         assert {k for m, k, s in store.seen[3:] if s in (200, 206)} == {"ASIAFAKE0003"}
         assert {k for m, k, s in store.seen[3:] if s == 400} == {"ASIAFAKE0002"}
-    finally:
-        for server in (sts, store):
-            server.shutdown()
-            server.server_close()
