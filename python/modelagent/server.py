@@ -19,6 +19,8 @@ import gzip
 import logging
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
@@ -110,6 +112,8 @@ class AgentServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._responses_in_flight = 0
+        self._responses_done = threading.Condition()
 
     @property
     def host(self) -> str:
@@ -155,8 +159,12 @@ class AgentServer:
         _log.info("serving /metrics, /healthz, /livez, /readyz on %s", self.url)
         return self
 
-    def stop(self) -> None:
-        """Stop listening (returns within about a second); in-flight requests finish on their own threads."""
+    def stop(self, drain_timeout: float = 2.0) -> None:
+        """Stop listening, then wait up to ``drain_timeout`` seconds for responses being written to finish.
+
+        A client that asked just before the agent stopped gets its whole answer rather than a cut body;
+        connections that are open but have not sent a request are not waited for.
+        """
         with self._lock:
             httpd, thread = self._httpd, self._thread
             self._httpd = self._thread = None
@@ -166,6 +174,25 @@ class AgentServer:
         httpd.server_close()
         if thread is not None:
             thread.join(timeout=1.0)
+        with self._responses_done:
+            self._responses_done.wait_for(lambda: self._responses_in_flight == 0, timeout=drain_timeout)
+
+    @property
+    def responses_in_flight(self) -> int:
+        """How many requests are being answered right now."""
+        with self._responses_done:
+            return self._responses_in_flight
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        with self._responses_done:
+            self._responses_in_flight += 1
+        try:
+            yield
+        finally:
+            with self._responses_done:
+                self._responses_in_flight -= 1
+                self._responses_done.notify_all()
 
     def __enter__(self) -> AgentServer:
         return self.start()
@@ -279,6 +306,10 @@ def _make_handler(server: AgentServer, timeout: float) -> type[BaseHTTPRequestHa
             self._serve(send_body=False)
 
         def _not_allowed(self) -> None:
+            with server._answering():
+                self._send_not_allowed()
+
+        def _send_not_allowed(self) -> None:
             body = b"405 method not allowed\n"
             self.send_response(405)
             self.send_header("Allow", _ALLOWED)
@@ -290,6 +321,10 @@ def _make_handler(server: AgentServer, timeout: float) -> type[BaseHTTPRequestHa
         do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
 
         def _serve(self, send_body: bool) -> None:
+            with server._answering():
+                self._send_response(send_body)
+
+        def _send_response(self, send_body: bool) -> None:
             parts = urlsplit(self.path)
             response = server._respond(parts.path, parts.query, self.headers.get("Accept-Encoding", ""))
             self.send_response(response.status)

@@ -7,6 +7,7 @@ import http.client
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -374,6 +375,34 @@ def test_stop_does_not_wait_for_a_silent_client(models_root: Path) -> None:
         assert not [t for t in threading.enumerate() if t.name == "modelagent-http"]
     finally:
         idle.close()
+
+
+def test_stop_lets_a_response_being_written_finish(models_root: Path) -> None:
+    release = threading.Event()
+
+    class SlowMetrics:
+        def exposition(self) -> str:
+            release.wait(30)
+            return "slow_metric 1\n"
+
+    server = AgentServer(SlowMetrics(), ModelAgentHealthCheck(models_root), host="127.0.0.1", port=0).start()
+    answers: list[tuple[int, bytes]] = []
+
+    def ask() -> None:
+        response = request(server, "/metrics")
+        answers.append((response.status, response.raw))
+
+    client = threading.Thread(target=ask)
+    client.start()
+    deadline = time.monotonic() + 30
+    while server.responses_in_flight == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.responses_in_flight == 1
+    threading.Timer(0.3, release.set).start()
+    server.stop(drain_timeout=30)
+    assert server.responses_in_flight == 0  # stop() returned only after the answer was written
+    client.join(30)
+    assert answers == [(200, b"slow_metric 1\n")]
 
 
 def test_port_in_use_is_a_clear_error(models_root: Path) -> None:

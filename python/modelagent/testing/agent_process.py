@@ -20,6 +20,7 @@ the agent's log, so a failing test shows what the agent was doing.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -289,7 +290,7 @@ class AgentProcess:
         def ready() -> bool:
             try:
                 return self.get("/readyz", timeout=5.0)[0] == 200
-            except OSError:
+            except (OSError, http.client.HTTPException):  # not listening yet, or exiting mid-answer
                 return False
 
         self._wait(lambda: self._url is not None and ready(), f"{self.url if self._url else 'the agent'}/readyz "
