@@ -42,12 +42,12 @@ Digest digest_from_python(py::handle value, size_t index) {
   Digest d;
   if (value.is_none()) return d;
   if (!py::isinstance<py::dict>(value)) {
-    throw py::type_error(entry_name(index, "digest") + " must be a dict {kind, value[, parts, part_size]} or None");
+    throw py::type_error(entry_name(index, "digest") + " must be a dict {kind, value[, parts, part_size | part_lengths]} or None");
   }
   auto dict = py::reinterpret_borrow<py::dict>(value);
   for (auto item : dict) {
     std::string key = py::str(item.first);
-    if (key != "kind" && key != "value" && key != "parts" && key != "part_size") {
+    if (key != "kind" && key != "value" && key != "parts" && key != "part_size" && key != "part_lengths") {
       throw py::value_error(entry_name(index, "digest") + " has an unknown key '" + key + "'");
     }
   }
@@ -71,6 +71,18 @@ Digest digest_from_python(py::handle value, size_t index) {
   if (dict.contains("part_size") && !dict["part_size"].is_none()) {
     d.part_size = unsigned_field(dict["part_size"], entry_name(index, "digest") + "['part_size']",
                                  std::numeric_limits<int64_t>::max());
+  }
+  if (dict.contains("part_lengths") && !dict["part_lengths"].is_none()) {
+    std::string field = entry_name(index, "digest") + "['part_lengths']";
+    py::handle lengths = dict["part_lengths"];
+    if (py::isinstance<py::str>(lengths) || py::isinstance<py::bytes>(lengths) || !py::isinstance<py::sequence>(lengths)) {
+      throw py::type_error(field + " must be a list of ints or None");
+    }
+    size_t part = 0;
+    for (py::handle length : lengths) {
+      d.part_lengths.push_back(unsigned_field(length, field + "[" + std::to_string(part++) + "]",
+                                              std::numeric_limits<int64_t>::max()));
+    }
   }
   return d;
 }
@@ -226,6 +238,7 @@ py::dict plan_entry_dict(const PlannedFile& f) {
   digest["value"] = f.digest.value;
   if (f.digest.kind == DigestKind::Md5Multipart) digest["parts"] = f.digest.parts;
   if (f.digest.part_size != 0) digest["part_size"] = f.digest.part_size;
+  if (!f.digest.part_lengths.empty()) digest["part_lengths"] = f.digest.part_lengths;
   py::dict headers;
   for (const auto& [name, value] : f.headers) headers[py::str(name)] = value;
   py::dict entry;
@@ -363,7 +376,7 @@ void register_download(py::module_& m) {
       py::arg("plan"), py::arg("root"), py::arg("options") = py::none(), py::arg("cancel") = py::none(),
       py::arg("progress") = py::none(),
       "Downloads every file of the plan (a list of dicts {path, url, size, digest: {kind, value[, parts,"
-      " part_size]}, headers}) under root, verifying each. Blocks without holding the GIL; Ctrl-C cancels.");
+      " part_size | part_lengths]}, headers}) under root, verifying each. Blocks without holding the GIL; Ctrl-C cancels.");
 
   m.def(
       "verify_files",

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "modelagent/errors.hpp"
 
@@ -218,7 +219,23 @@ ExpectedDigest normalize_digest(const Digest& digest, uint64_t size, const std::
   if (digest.kind == DigestKind::Md5Multipart) {
     out.parts = parts;
     if (size == kUnknownSize) return fail("multipart MD5 needs the file size");
-    if (digest.part_size != 0) {
+    if (!digest.part_lengths.empty()) {
+      if (digest.part_size != 0) return fail("give part_size or part_lengths, not both");
+      if (digest.part_lengths.size() != parts) {
+        return fail(std::to_string(digest.part_lengths.size()) + " part lengths for " + std::to_string(parts) + " parts");
+      }
+      unsigned __int128 total = 0;
+      for (size_t i = 0; i < digest.part_lengths.size(); ++i) {
+        if (digest.part_lengths[i] == 0) return fail("part " + std::to_string(i + 1) + " has length 0");
+        total += digest.part_lengths[i];
+      }
+      if (total != size) {
+        return fail("part lengths add up to " + std::to_string(static_cast<uint64_t>(std::min<unsigned __int128>(
+                        total, std::numeric_limits<uint64_t>::max()))) +
+                    " bytes, not the file's " + std::to_string(size));
+      }
+      out.part_lengths = digest.part_lengths;
+    } else if (digest.part_size != 0) {
       if (!part_size_fits(digest.part_size, size, parts)) {
         return fail("part size " + std::to_string(digest.part_size) + " cannot give " + std::to_string(parts) +
                     " parts for " + std::to_string(size) + " bytes");
@@ -252,11 +269,18 @@ struct ContentHasher::Impl {
   std::unique_ptr<EvpContext> whole;  // Sha256, GitBlobSha1, Md5
   // Multipart: one running part hash and the list of finished part digests per candidate part size.
   struct Candidate {
-    uint64_t part_size;
+    uint64_t part_size;                  // every part but the last, unless part_lengths says otherwise
+    std::vector<uint64_t> part_lengths;  // every part's length in order, when the parts differ
     uint64_t in_part = 0;
     std::unique_ptr<EvpContext> part;
     std::vector<unsigned char> part_digests;
     uint32_t parts_done = 0;
+
+    uint64_t current_part_size() const {
+      if (part_lengths.empty()) return part_size;
+      // Bytes past the stated layout (a longer file) go into one more part; the result cannot match.
+      return parts_done < part_lengths.size() ? part_lengths[parts_done] : std::numeric_limits<uint64_t>::max();
+    }
   };
   std::vector<Candidate> candidates;
 
@@ -277,6 +301,13 @@ ContentHasher::ContentHasher(const ExpectedDigest& expected, uint64_t size) : im
     case DigestKind::GitBlobSha1: impl_->whole = std::make_unique<EvpContext>(EVP_sha1()); break;
     case DigestKind::Md5: impl_->whole = std::make_unique<EvpContext>(EVP_md5()); break;
     case DigestKind::Md5Multipart:
+      if (!expected.part_lengths.empty()) {
+        Impl::Candidate c;
+        c.part_size = 0;
+        c.part_lengths = expected.part_lengths;
+        c.part = std::make_unique<EvpContext>(EVP_md5());
+        impl_->candidates.push_back(std::move(c));
+      }
       for (uint64_t p : expected.part_sizes) {
         Impl::Candidate c;
         c.part_size = p;
@@ -303,12 +334,13 @@ void ContentHasher::update(const void* data, size_t size) {
     auto p = static_cast<const unsigned char*>(data);
     size_t left = size;
     while (left > 0) {
-      size_t take = static_cast<size_t>(std::min<uint64_t>(left, c.part_size - c.in_part));
+      uint64_t part_size = c.current_part_size();
+      size_t take = static_cast<size_t>(std::min<uint64_t>(left, part_size - c.in_part));
       c.part->update(p, take);
       c.in_part += take;
       p += take;
       left -= take;
-      if (c.in_part == c.part_size) {
+      if (c.in_part == part_size) {
         auto d = c.part->finish();
         c.part_digests.insert(c.part_digests.end(), d.begin(), d.end());
         ++c.parts_done;
@@ -401,8 +433,14 @@ ExpectedDigest likeliest_candidate(const ExpectedDigest& expected) {
 
 ExpectedDigest remaining_candidates(const ExpectedDigest& expected) {
   ExpectedDigest out = expected;
-  if (out.kind == DigestKind::Md5Multipart && !out.part_sizes.empty()) out.part_sizes.erase(out.part_sizes.begin());
-  else out.part_sizes.clear();
+  if (out.kind == DigestKind::Md5Multipart && !out.part_lengths.empty()) {
+    out.part_lengths.clear();  // an exact layout is the only candidate
+    out.part_sizes.clear();
+  } else if (out.kind == DigestKind::Md5Multipart && !out.part_sizes.empty()) {
+    out.part_sizes.erase(out.part_sizes.begin());
+  } else {
+    out.part_sizes.clear();
+  }
   return out;
 }
 

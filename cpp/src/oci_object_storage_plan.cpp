@@ -33,7 +33,10 @@ bool is_multipart_value(const std::string& md5) { return md5.find('-') != std::s
 
 std::optional<Digest> plain_md5(const std::string& value) {
   if (value.empty() || !hex_from_hex_or_base64(value, 16)) return std::nullopt;
-  return Digest{DigestKind::Md5, value, 0, 0};
+  Digest d;
+  d.kind = DigestKind::Md5;
+  d.value = value;
+  return d;
 }
 
 std::string list_names(const std::vector<std::string>& names) {
@@ -125,7 +128,9 @@ DigestChoice choose_digest(const ObjectSummary& object, const ObjectHead* head) 
   std::string multipart = head != nullptr ? head->multipart_md5 : "";
   if (multipart.empty() && is_multipart_value(object.md5)) multipart = object.md5;
   if (!multipart.empty()) {
-    Digest d{DigestKind::Md5Multipart, multipart, 0, 0};
+    Digest d;
+    d.kind = DigestKind::Md5Multipart;
+    d.value = multipart;
     try {
       normalize_digest(d, object.size, "'" + object.name + "'");
       out.digest = d;

@@ -6,7 +6,9 @@
 #include <cctype>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -326,8 +328,11 @@ uint32_t multipart_etag_parts(std::string_view quoted) {
   return static_cast<uint32_t>(std::stoul(std::string(n)));
 }
 
-// Part 1's size from a `HEAD ?partNumber=1`, when its answer is about the same `parts`-part object.
-std::optional<uint64_t> first_part_size(const HttpResponse& part, uint32_t parts) {
+// Objects with more parts than this whose parts differ in size are not measured part by part.
+constexpr uint32_t kMaxPartsToMeasure = 1000;
+
+// A part's size from a `HEAD ?partNumber=k`, when its answer is about the same `parts`-part object.
+std::optional<uint64_t> part_length(const HttpResponse& part, uint32_t parts) {
   std::string count = trim_space(part.header("x-amz-mp-parts-count"));
   if (!count.empty() && count != std::to_string(parts)) return std::nullopt;
   std::string length = trim_space(part.header("content-length"));
@@ -337,6 +342,71 @@ std::optional<uint64_t> first_part_size(const HttpResponse& part, uint32_t parts
   }
   uint64_t size = std::stoull(length);
   return size == 0 ? std::nullopt : std::optional<uint64_t>(size);
+}
+
+// Runs fn(0..count-1) on up to `threads` threads. The first exception stops handing out work and is
+// rethrown once every thread has finished.
+void for_each_in_parallel(size_t count, int threads, const std::function<void(size_t)>& fn) {
+  std::vector<std::exception_ptr> errors(count);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < count; i = next++) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+        next = count;
+      }
+    }
+  };
+  int n = std::clamp<int>(static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), count)), 1, 64);
+  {
+    std::vector<std::jthread> pool;  // joined even when starting a thread throws
+    for (int t = 1; t < n; ++t) pool.emplace_back(worker);
+    worker();
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+// How a multipart object was cut, from the HEADs of its parts.
+struct PartLayout {
+  uint32_t parts = 0;
+  std::optional<HttpResponse> first;  // HEAD ?partNumber=1; none when the store does not answer partNumber
+  std::optional<HttpResponse> last;   // HEAD ?partNumber=N
+  std::vector<uint64_t> lengths;      // every part's size, measured when the parts differ
+  std::string problem;                // why the parts could not be measured
+};
+
+// Puts the measured layout into `digest` (a part size, or every part's length); returns why the object
+// cannot be verified instead, or "" when the store's answers leave the part size to inference.
+std::string apply_part_layout(const PartLayout& layout, uint64_t size, Digest& digest) {
+  if (!layout.problem.empty()) return layout.problem;
+  auto first = part_length(*layout.first, layout.parts);
+  if (!first) return "";
+  if (layout.lengths.empty()) {
+    if (part_size_fits(*first, size, layout.parts)) {
+      digest.part_size = *first;
+      return "";
+    }
+    return "multipart object whose parts differ in size (part 1 is " + std::to_string(*first) + " bytes; " +
+           std::to_string(layout.parts) + " equal parts cannot make " + std::to_string(size) + " bytes)";
+  }
+  unsigned __int128 total = 0;
+  for (uint64_t length : layout.lengths) total += length;
+  if (total != size) {
+    return "multipart object whose " + std::to_string(layout.parts) + " parts add up to " +
+           std::to_string(static_cast<uint64_t>(std::min<unsigned __int128>(total, UINT64_MAX))) +
+           " bytes, not its " + std::to_string(size);
+  }
+  digest.part_lengths = layout.lengths;
+  return "";
+}
+
+std::string unmeasured(uint32_t part, const std::string& why) {
+  return "multipart object whose parts differ in size and could not be measured: HEAD ?partNumber=" +
+         std::to_string(part) + " " + why;
 }
 
 }  // namespace
@@ -377,37 +447,28 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
   }
 
   // HEAD every object (bounded concurrency): encryption decides whether the ETag is an MD5, and archived
-  // objects are readable only once restored. A multipart ETag does not say its part size; the HEAD of part 1
-  // does (stores without partNumber support leave it to inference from the size and the part count).
+  // objects are readable only once restored. A multipart ETag does not say how the object was cut; the HEADs
+  // of its first and last part do when all parts but the last have one size, and otherwise every part is
+  // measured. Stores without partNumber support leave the part size to inference from the size and count.
   std::vector<HttpResponse> heads(out.objects.size());
-  std::vector<std::optional<HttpResponse>> first_parts(out.objects.size());
-  std::vector<std::exception_ptr> errors(out.objects.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < out.objects.size(); i = next++) {
-      try {
-        heads[i] = client.head_object(out.objects[i].key);
-        if (options.verify_etag && multipart_etag_parts(heads[i].header("etag")) > 1) {
-          try {
-            first_parts[i] = client.head_object(out.objects[i].key, 1);
-          } catch (const HttpStatusError&) {
-          }
-        }
-      } catch (...) {
-        errors[i] = std::current_exception();
-        next = out.objects.size();  // the plan fails anyway: stop HEADing the rest
-      }
+  std::vector<PartLayout> layouts(out.objects.size());
+  for_each_in_parallel(out.objects.size(), options.head_concurrency, [&](size_t i) {
+    const std::string& key = out.objects[i].key;
+    heads[i] = client.head_object(key);
+    PartLayout& layout = layouts[i];
+    layout.parts = options.verify_etag ? multipart_etag_parts(heads[i].header("etag")) : 0;
+    if (layout.parts < 2) return;
+    try {
+      layout.first = client.head_object(key, 1);
+    } catch (const HttpStatusError&) {
+      return;
     }
-  };
-  int threads = std::clamp<int>(std::min<size_t>(options.head_concurrency, out.objects.size()), 1, 64);
-  {
-    std::vector<std::jthread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
-  }
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+    try {
+      layout.last = client.head_object(key, static_cast<int>(layout.parts));
+    } catch (const HttpStatusError&) {
+      // Part 1 alone then decides: one part size, or parts that differ.
+    }
+  });
 
   for (size_t i = 0; i < out.objects.size(); ++i) {
     ObjectInfo& o = out.objects[i];
@@ -430,6 +491,47 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
       throw DownloadError("s3://" + config.bucket + "/" + o.key +
                           " is encrypted with a customer-provided key (SSE-C), which this agent does not support");
     }
+  }
+
+  // Objects whose first and last part do not fit one part size: measure the parts in between.
+  std::vector<std::pair<size_t, uint32_t>> to_measure;  // (object, part number)
+  for (size_t i = 0; i < out.objects.size(); ++i) {
+    PartLayout& layout = layouts[i];
+    if (!layout.first || !layout.last) continue;
+    uint64_t size = out.objects[i].size;
+    auto first = part_length(*layout.first, layout.parts);
+    auto last = part_length(*layout.last, layout.parts);
+    if (!first || !last) continue;
+    if (part_size_fits(*first, size, layout.parts) && *last == size - (layout.parts - 1) * *first) continue;
+    if (layout.parts > kMaxPartsToMeasure) {
+      layout.problem = "multipart object whose parts differ in size (part 1 is " + std::to_string(*first) +
+                       " bytes, part " + std::to_string(layout.parts) + " is " + std::to_string(*last) +
+                       " bytes) and has more than " + std::to_string(kMaxPartsToMeasure) + " parts to measure";
+      continue;
+    }
+    layout.lengths.assign(layout.parts, 0);
+    layout.lengths.front() = *first;
+    layout.lengths.back() = *last;
+    for (uint32_t part = 2; part < layout.parts; ++part) to_measure.emplace_back(i, part);
+  }
+  std::mutex problem_lock;
+  for_each_in_parallel(to_measure.size(), options.head_concurrency, [&](size_t t) {
+    auto [i, part] = to_measure[t];
+    PartLayout& layout = layouts[i];
+    try {
+      auto length = part_length(client.head_object(out.objects[i].key, static_cast<int>(part)), layout.parts);
+      std::lock_guard lock(problem_lock);
+      if (length) layout.lengths[part - 1] = *length;
+      else if (layout.problem.empty()) layout.problem = unmeasured(part, "gave no part size");
+    } catch (const HttpStatusError& e) {
+      std::lock_guard lock(problem_lock);
+      if (layout.problem.empty()) layout.problem = unmeasured(part, "answered " + std::to_string(e.status()));
+    }
+  });
+
+  for (size_t i = 0; i < out.objects.size(); ++i) {
+    const ObjectInfo& o = out.objects[i];
+    const HttpResponse& head = heads[i];
     PlannedFile f;
     f.relative_path = paths[i];
     f.url = config.object_url(o.key);
@@ -440,17 +542,11 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
       out.unverifiable.emplace_back(f.relative_path, reason);
     } else if (auto d = digest_from_etag(o.etag, head.header("x-amz-server-side-encryption"), reason)) {
       f.digest = *d;
-      if (d->kind == DigestKind::Md5Multipart && first_parts[i]) {
-        if (auto part_size = first_part_size(*first_parts[i], d->parts)) {
-          if (part_size_fits(*part_size, o.size, d->parts)) {
-            f.digest.part_size = *part_size;
-          } else {
-            f.digest = Digest{};
-            out.unverifiable.emplace_back(
-                f.relative_path, "multipart object whose parts differ in size (part 1 is " + std::to_string(*part_size) +
-                                     " bytes; " + std::to_string(d->parts) + " equal parts cannot make " +
-                                     std::to_string(o.size) + " bytes)");
-          }
+      const PartLayout& layout = layouts[i];
+      if (d->kind == DigestKind::Md5Multipart && layout.first && layout.parts == d->parts) {
+        if (std::string problem = apply_part_layout(layout, o.size, f.digest); !problem.empty()) {
+          f.digest = Digest{};
+          out.unverifiable.emplace_back(f.relative_path, problem);
         }
       }
     } else {

@@ -343,7 +343,8 @@ class PlanDigest(TypedDict, total=False):
     kind: DigestKindName  # required
     value: str  # hex, or base64 for md5 / md5-multipart; "<md5>-<parts>" accepted for md5-multipart
     parts: int
-    part_size: int
+    part_size: int  # md5-multipart: size of every part but the last
+    part_lengths: list[int]  # md5-multipart: every part's size in order, for parts that differ
 
 class PlanEntry(TypedDict, total=False):
     path: str  # required: '/'-separated destination under the root

@@ -194,9 +194,14 @@ def _files_problem(files: Any) -> str | None:
             or not isinstance(digest.get("kind"), str)
             or not isinstance(digest.get("value"), str)
             or not all(isinstance(digest.get(k, 0), int) for k in ("parts", "part_size"))
+            or not _is_int_list(digest.get("part_lengths", []))
         ):
             return f"files['{name}'].digest is missing or invalid"
     return None
+
+
+def _is_int_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
 
 
 def _record_problem(record: Any) -> str | None:
@@ -485,6 +490,8 @@ def _digest_of(entry: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("parts", "part_size"):
         if digest.get(key):
             out[key] = int(digest[key])
+    if digest.get("part_lengths"):
+        out["part_lengths"] = [int(length) for length in digest["part_lengths"]]
     return out
 
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
@@ -117,6 +118,80 @@ TEST(Digest, MultipartMd5InfersThePartSize) {
   auto one = normalize_digest(digest(DigestKind::Md5Multipart, "af5da9f45af7a300e3aded972f8ff687", 1), 3, "one");
   EXPECT_EQ(hash_all(one, "abc", 1, &matches), "af5da9f45af7a300e3aded972f8ff687-1");
   EXPECT_TRUE(matches);
+}
+
+// The composite MD5 ("<md5 of the part MD5s>-<parts>") of `data` cut at `lengths`, computed independently.
+std::string composite_md5(const std::string& data, const std::vector<uint64_t>& lengths) {
+  std::string part_digests;
+  uint64_t offset = 0;
+  for (uint64_t length : lengths) {
+    ExpectedDigest md5;
+    md5.kind = DigestKind::Md5;
+    ContentHasher h(md5, length);
+    h.update(data.data() + offset, length);
+    std::string hex = h.finish();
+    for (size_t i = 0; i < hex.size(); i += 2) part_digests.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    offset += length;
+  }
+  ExpectedDigest md5;
+  md5.kind = DigestKind::Md5;
+  ContentHasher h(md5, part_digests.size());
+  h.update(part_digests.data(), part_digests.size());
+  return h.finish() + "-" + std::to_string(lengths.size());
+}
+
+TEST(Digest, MultipartMd5WithPartsOfDifferentLengths) {
+  auto data = pattern(3 * 1024 * 1024 + 700);
+  std::vector<uint64_t> lengths = {1024 * 1024, 2 * 1024 * 1024 - 300, 1000};
+  std::string etag = composite_md5(data, lengths);
+  Digest d = digest(DigestKind::Md5Multipart, etag);
+  d.part_lengths = lengths;
+  auto e = normalize_digest(d, data.size(), "uneven");
+  EXPECT_EQ(e.parts, 3u);
+  EXPECT_EQ(e.part_lengths, lengths);
+  EXPECT_TRUE(e.part_sizes.empty());
+  // Any write size, including ones that straddle part boundaries.
+  for (size_t step : {size_t{1} << 20, size_t{4096}, size_t{333333}, data.size()}) {
+    bool matches = false;
+    EXPECT_EQ(hash_all(e, data, step, &matches), etag) << step;
+    EXPECT_TRUE(matches) << step;
+  }
+  // The exact layout is the only candidate: nothing else is tried after a mismatch.
+  EXPECT_EQ(likeliest_candidate(e).part_lengths, lengths);
+  EXPECT_TRUE(remaining_candidates(e).part_lengths.empty());
+  EXPECT_TRUE(remaining_candidates(e).part_sizes.empty());
+  // One changed byte, or the same bytes cut elsewhere, do not match.
+  std::string changed = data;
+  changed[2 * 1024 * 1024] ^= 1;
+  bool matches = true;
+  hash_all(e, changed, 1 << 20, &matches);
+  EXPECT_FALSE(matches);
+  Digest other = d;
+  other.part_lengths = {2 * 1024 * 1024 - 300, 1024 * 1024, 1000};
+  hash_all(normalize_digest(other, data.size(), "recut"), data, 1 << 20, &matches);
+  EXPECT_FALSE(matches);
+  // A longer file does not match either (its extra bytes form one more part).
+  hash_all(e, data + "x", 1 << 20, &matches);
+  EXPECT_FALSE(matches);
+}
+
+TEST(Digest, PartLengthsMustDescribeTheFile) {
+  auto expect_error = [](std::vector<uint64_t> lengths, uint64_t part_size, uint64_t size, const std::string& fragment) {
+    Digest d = digest(DigestKind::Md5Multipart, "900150983cd24fb0d6963f7d28e17f72-3", 0, part_size);
+    d.part_lengths = std::move(lengths);
+    try {
+      normalize_digest(d, size, "w.bin");
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const DownloadError& e) {
+      std::string what = e.what();
+      EXPECT_NE(what.find("w.bin"), std::string::npos) << what;
+      EXPECT_NE(what.find(fragment), std::string::npos) << what;
+    }
+  };
+  expect_error({5, 5}, 0, 10, "2 part lengths for 3 parts");
+  expect_error({5, 0, 5}, 0, 10, "part 2 has length 0");
+  expect_error({5, 4, 5}, 0, 15, "add up to 14 bytes, not the file's 15");
+  expect_error({5, 5, 5}, 5, 15, "part_size or part_lengths, not both");
 }
 
 TEST(Digest, MultipartCandidatesIncludeCommonUploaderDefaults) {

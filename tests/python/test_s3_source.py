@@ -159,18 +159,44 @@ def test_unusual_part_size_is_read_from_the_first_part_and_verifies(
     assert report.files[0].verified and (tmp_path / "d" / "w.bin").read_bytes() == body
 
 
-def test_parts_of_unequal_size_are_unverifiable_with_the_reason(moto_server: MotoServer,  # noqa: F811
-                                                                 tmp_path: Path) -> None:
+def test_parts_of_unequal_size_are_measured_and_verify(moto_server: MotoServer, tmp_path: Path) -> None:  # noqa: F811
     s3 = moto_server.boto3_client("s3")
     s3.create_bucket(Bucket="models")
     body = data(17 * MiB + 10, 4)
-    upload_in_parts(s3, "models", "m/w.bin", [body[:5 * MiB], body[5 * MiB:17 * MiB], body[17 * MiB:]])
+    lengths = [5 * MiB, 12 * MiB, 10]
+    etag = upload_in_parts(s3, "models", "m/w.bin", [body[:5 * MiB], body[5 * MiB:17 * MiB], body[17 * MiB:]])
     p = plan(moto_server, "s3://models/m")
-    assert p.files[0]["digest"]["kind"] == "none"
-    assert p.unverifiable == [("w.bin", f"multipart object whose parts differ in size (part 1 is {5 * MiB} bytes; "
-                                        f"3 equal parts cannot make {len(body)} bytes)")]
-    report = modelagent.run_download(p.files, tmp_path / "d", options())
-    assert not report.files[0].verified and (tmp_path / "d" / "w.bin").read_bytes() == body
+    # Part 1 (5 MiB) and part 3 (10 B) cannot be one part size for 17 MiB + 10 B: every part is measured.
+    assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": etag.strip('"')[:32], "parts": 3,
+                                    "part_lengths": lengths}
+    assert p.unverifiable == []
+    report = modelagent.run_download(p.files, tmp_path / "d", options(chunk_size=3 * MiB))
+    assert report.files[0].verified and (tmp_path / "d" / "w.bin").read_bytes() == body
+
+    # Through the public API: the layout is recorded, so `verify` re-checks the file the same way.
+    result = modelagent.download("s3://models/m", tmp_path / "api", endpoint=moto_server.endpoint,
+                                 credentials=dict(SECRET_DATA), progress=False, options=options())
+    assert result.downloaded == ["w.bin"] and result.unverified == []
+    assert [f.ok for f in modelagent.verify(tmp_path / "api").files] == [True]
+    changed = bytearray(body)
+    changed[6 * MiB] ^= 1  # a byte inside the long middle part
+    (tmp_path / "api" / "w.bin").write_bytes(changed)
+    assert [f.ok for f in modelagent.verify(tmp_path / "api").files] == [False]
+
+
+def test_corrupt_bytes_of_an_unequal_part_object_fail_verification(moto_server: MotoServer,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    s3 = moto_server.boto3_client("s3")
+    s3.create_bucket(Bucket="models")
+    body = data(11 * MiB + 3, 5)
+    upload_in_parts(s3, "models", "m/w.bin", [body[:6 * MiB], body[6 * MiB:11 * MiB], body[11 * MiB:]])
+    p = plan(moto_server, "s3://models/m")
+    assert p.files[0]["digest"]["part_lengths"] == [6 * MiB, 5 * MiB, 3]
+    # The same bytes measured as if cut into other parts: the composite MD5 cannot match.
+    p.files[0]["digest"]["part_lengths"] = [5 * MiB, 6 * MiB, 3]
+    with pytest.raises(modelagent.VerificationError, match="w.bin"):
+        modelagent.run_download(p.files, tmp_path / "d", options())
+    assert not (tmp_path / "d" / "w.bin").exists()
 
 
 def test_changed_object_is_detected_by_its_etag(moto_server: MotoServer, tmp_path: Path) -> None:  # noqa: F811
@@ -698,27 +724,34 @@ def test_malformed_listing_is_an_error_naming_the_url() -> None:
             S3Source().plan(request)
 
 
-class _NoPartNumberStore(http.server.ThreadingHTTPServer):
-    """An S3-compatible store with one 3-part object that answers `HEAD ?partNumber=` with 501."""
+class _PartLayoutStore(http.server.ThreadingHTTPServer):
+    """An S3-compatible store listing one multipart object `m/w.bin` (`count` parts, `size` bytes). It answers
+    `HEAD ?partNumber=k` with the length in `parts` ({k: length}) and with `part_status` for other parts."""
 
     daemon_threads = True
-    ETAG = '"' + "a" * 32 + '-3"'
-    SIZE = 20 * MiB + 1
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _NoPartNumberHandler)
+    def __init__(self, size: int, count: int, parts: dict[int, int], part_status: int = 501) -> None:
+        super().__init__(("127.0.0.1", 0), _PartLayoutHandler)
+        self.size, self.count, self.parts, self.part_status = size, count, parts, part_status
+        self.etag = '"' + "a" * 32 + f'-{count}"'
         self.paths: list[str] = []
 
+    def plan(self) -> Any:
+        request = SourceRequest(uri="s3://models/m", parameters={"endpoint": f"http://127.0.0.1:{self.server_port}"},
+                                credentials=dict(SECRET_DATA), options=options(max_attempts=1))
+        with serving(self):
+            return S3Source().plan(request)
 
-class _NoPartNumberHandler(http.server.BaseHTTPRequestHandler):
-    server: _NoPartNumberStore
+
+class _PartLayoutHandler(http.server.BaseHTTPRequestHandler):
+    server: _PartLayoutStore
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
     def do_GET(self) -> None:
         body = (f"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>m/w.bin</Key>"
-                f"<Size>{self.server.SIZE}</Size><ETag>{self.server.ETAG}</ETag></Contents></ListBucketResult>").encode()
+                f"<Size>{self.server.size}</Size><ETag>{self.server.etag}</ETag></Contents></ListBucketResult>").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -726,23 +759,68 @@ class _NoPartNumberHandler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.server.paths.append(self.path)
-        part = "partNumber=" in self.path
-        self.send_response(501 if part else 200)
-        self.send_header("Content-Length", "0" if part else str(self.server.SIZE))
-        self.send_header("ETag", self.server.ETAG)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if "partNumber" not in query:
+            self.send_response(200)
+            self.send_header("Content-Length", str(self.server.size))
+        elif (length := self.server.parts.get(int(query["partNumber"][0]))) is not None:
+            self.send_response(206)
+            self.send_header("Content-Length", str(length))
+            self.send_header("x-amz-mp-parts-count", str(self.server.count))
+        else:
+            self.send_response(self.server.part_status)
+            self.send_header("Content-Length", "0")
+        self.send_header("ETag", self.server.etag)
         self.end_headers()
 
 
 def test_store_without_part_heads_falls_back_to_inferring_the_part_size() -> None:
-    server = _NoPartNumberStore()
-    with serving(server):
-        request = SourceRequest(uri="s3://models/m", parameters={"endpoint": f"http://127.0.0.1:{server.server_port}"},
-                                credentials=dict(SECRET_DATA), options=options(max_attempts=1))
-        p = S3Source().plan(request)
-    assert server.paths == ["/models/m/w.bin", "/models/m/w.bin?partNumber=1"]
+    store = _PartLayoutStore(20 * MiB + 1, 3, {})
+    p = store.plan()
+    assert store.paths == ["/models/m/w.bin", "/models/m/w.bin?partNumber=1"]
     # No part size in the plan: the engine tries the likely ones (8 MiB first for 3 parts of 20 MiB + 1 B).
     assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": "a" * 32, "parts": 3}
     assert p.unverifiable == []
+
+
+def test_first_and_last_part_of_one_part_size_need_no_more_heads() -> None:
+    store = _PartLayoutStore(20 * MiB + 1, 3, {1: 8 * MiB, 3: 4 * MiB + 1})
+    p = store.plan()
+    assert store.paths == ["/models/m/w.bin", "/models/m/w.bin?partNumber=1", "/models/m/w.bin?partNumber=3"]
+    assert p.files[0]["digest"] == {"kind": "md5-multipart", "value": "a" * 32, "parts": 3, "part_size": 8 * MiB}
+
+
+def test_unequal_parts_whose_middle_part_cannot_be_measured_are_unverifiable_with_the_reason() -> None:
+    store = _PartLayoutStore(17 * MiB + 10, 3, {1: 5 * MiB, 3: 10}, part_status=404)
+    p = store.plan()
+    assert sorted(store.paths) == sorted(["/models/m/w.bin"] + [f"/models/m/w.bin?partNumber={k}" for k in (1, 2, 3)])
+    assert p.files[0]["digest"]["kind"] == "none"
+    assert p.unverifiable == [("w.bin", "multipart object whose parts differ in size and could not be measured: "
+                                        "HEAD ?partNumber=2 answered 404")]
+
+
+def test_measured_parts_that_do_not_add_up_are_unverifiable_with_the_reason() -> None:
+    store = _PartLayoutStore(17 * MiB + 10, 3, {1: 5 * MiB, 2: 5 * MiB, 3: 10})
+    p = store.plan()
+    assert p.files[0]["digest"]["kind"] == "none"
+    assert p.unverifiable == [("w.bin", f"multipart object whose 3 parts add up to {10 * MiB + 10} bytes, "
+                                        f"not its {17 * MiB + 10}")]
+
+
+def test_unequal_parts_beyond_the_measuring_limit_are_unverifiable_with_the_reason() -> None:
+    store = _PartLayoutStore(5000 * MiB + 1, 1001, {1: 8 * MiB, 1001: 1})
+    p = store.plan()
+    # Only the first and the last part were asked about, not the 999 in between.
+    assert store.paths == ["/models/m/w.bin", "/models/m/w.bin?partNumber=1", "/models/m/w.bin?partNumber=1001"]
+    assert p.unverifiable == [("w.bin", f"multipart object whose parts differ in size (part 1 is {8 * MiB} bytes, "
+                                        "part 1001 is 1 bytes) and has more than 1000 parts to measure")]
+
+
+def test_unequal_parts_when_the_last_part_cannot_be_asked_about() -> None:
+    store = _PartLayoutStore(17 * MiB + 10, 3, {1: 5 * MiB}, part_status=500)
+    p = store.plan()
+    assert p.unverifiable == [("w.bin", f"multipart object whose parts differ in size (part 1 is {5 * MiB} bytes; "
+                                        f"3 equal parts cannot make {17 * MiB + 10} bytes)")]
 
 
 class _RevokingStore(http.server.ThreadingHTTPServer):

@@ -29,12 +29,14 @@ const char* digest_kind_name(DigestKind kind);
 std::optional<DigestKind> parse_digest_kind(std::string_view name);
 
 // The expected digest of a planned file in canonical form: lower-case hex, and for multipart MD5 the
-// part count and the candidate part sizes to try (an S3/OCI ETag does not state its part size).
+// part count and either the candidate part sizes to try (an S3/OCI ETag does not state its part size) or,
+// for parts that differ in size, every part's length (then part_sizes is empty).
 struct ExpectedDigest {
   DigestKind kind = DigestKind::None;
   std::string hex;
   uint32_t parts = 0;
   std::vector<uint64_t> part_sizes;
+  std::vector<uint64_t> part_lengths;
 };
 
 // Validates and normalises a plan digest for a file of `size` bytes (kUnknownSize allowed except for
@@ -46,7 +48,8 @@ bool part_size_fits(uint64_t part_size, uint64_t size, uint32_t parts);
 
 // A multipart digest whose part size had to be inferred has several candidate part sizes (most likely first).
 // likeliest_candidate() keeps only the first (what a download hashes while streaming); remaining_candidates()
-// keeps the others (empty part_sizes when there are none: nothing left to try).
+// keeps the others (empty part_sizes when there are none: nothing left to try). Exact part lengths are one
+// candidate: likeliest_candidate() keeps them, remaining_candidates() has none.
 ExpectedDigest likeliest_candidate(const ExpectedDigest& expected);
 ExpectedDigest remaining_candidates(const ExpectedDigest& expected);
 

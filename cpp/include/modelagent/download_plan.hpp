@@ -29,6 +29,7 @@ struct Digest {
   std::string value;
   uint32_t parts = 0;          // Md5Multipart only
   uint64_t part_size = 0;      // Md5Multipart only; 0 = infer from size and parts
+  std::vector<uint64_t> part_lengths;  // Md5Multipart only: every part's size in order, for parts that differ
 };
 
 inline constexpr uint64_t kUnknownSize = std::numeric_limits<uint64_t>::max();
