@@ -11,6 +11,7 @@ between the two is a bug in the fake.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -379,6 +380,35 @@ def test_model_config_parser_back_fills_the_spec(kube_cluster, scope, start_agen
     preset = wait_until(lambda: (spec := scope.get_model("BaseModel", "preset", team)["spec"]).get("modelType")
                         and spec, "the back-filled spec of BaseModel preset")
     assert preset == {"storage": {"storageUri": "hf://org/m"}, "modelFormat": {"name": "custom-format"}, **back_filled}
+
+
+# --------------------------------------------------------------------------------------------- watches
+
+
+def test_a_watch_from_an_expired_resource_version_gets_a_410_error_event(kube_cluster, scope):
+    """The agent's informer lists again when its watch expires; tests/python/test_informer.py proves that on
+    the fake's expiry, so the fake's expiry must be the real server's: a 200 stream whose only event is an
+    ERROR carrying a 410 Expired Status."""
+    team = scope.namespace()
+    scope.model("BaseModel", "m", "hf://org/m", namespace=team)
+    if kube_cluster.fake is not None:
+        kube_cluster.fake.compact()  # a real server's watch cache starts after resourceVersion 1 anyway
+    response = kube_cluster.custom.list_namespaced_custom_object(
+        "ome.io", "v1beta1", team, "basemodels", watch=True, resource_version="1", timeout_seconds=10,
+        _preload_content=False, _request_timeout=30)
+    try:
+        assert response.status == 200
+        lines = [line for line in response.read().split(b"\n") if line.strip()]
+    finally:
+        response.release_conn()
+    assert len(lines) == 1, lines
+    event = json.loads(lines[0])
+    assert event["type"] == "ERROR"
+    status = event["object"]
+    message = status.pop("message")
+    assert status == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Expired",
+                      "code": 410}
+    assert re.fullmatch(r"too old resource version: 1 \(\d+\)", message), message
 
 
 # --------------------------------------------------------------------------------------------- RBAC
