@@ -1,19 +1,17 @@
 // Object names → destination paths, the digest each object is verified against, and the download plan.
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
-#include <exception>
 #include <map>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "modelagent/ascii_text.hpp"
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/glob_match.hpp"
 #include "modelagent/oci_object_storage.hpp"
+#include "modelagent/parallel_for.hpp"
 #include "modelagent/path_safety.hpp"
 
 namespace modelagent::oci {
@@ -197,27 +195,9 @@ Plan build_plan(const ClientOptions& options, const Location& location, const Ob
   std::map<std::string, ObjectHead> heads;
   if (!to_head.empty()) {
     std::vector<ObjectHead> results(to_head.size());
-    std::vector<std::exception_ptr> errors(to_head.size());
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t i = next++; i < to_head.size(); i = next++) {
-        try {
-          results[i] = head_object(options, ns, location.bucket, to_head[i]->name, cancel, progress);
-        } catch (...) {
-          errors[i] = std::current_exception();
-          next = to_head.size();
-        }
-      }
-    };
-    size_t threads = std::min<size_t>(std::max(1, options.head_concurrency), to_head.size());
-    {
-      std::vector<std::jthread> pool;  // joined even when starting a thread throws
-      for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-      worker();
-    }
-    for (auto& e : errors) {
-      if (e) std::rethrow_exception(e);
-    }
+    parallel_for(to_head.size(), options.head_concurrency, [&](size_t i) {
+      results[i] = head_object(options, ns, location.bucket, to_head[i]->name, cancel, progress);
+    });
     for (size_t i = 0; i < to_head.size(); ++i) heads.emplace(to_head[i]->name, std::move(results[i]));
   }
   return plan_objects(options.endpoint, ns, location.bucket, selection, heads, options.signer);

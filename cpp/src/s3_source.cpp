@@ -2,22 +2,20 @@
 // ETags -> digests, and the download plan.
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <exception>
 #include <filesystem>
-#include <functional>
 #include <fstream>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
 #include "modelagent/ascii_text.hpp"
 #include "modelagent/digest.hpp"
 #include "modelagent/errors.hpp"
 #include "modelagent/glob_match.hpp"
+#include "modelagent/parallel_for.hpp"
 #include "modelagent/path_safety.hpp"
 #include "modelagent/s3.hpp"
 
@@ -344,32 +342,6 @@ std::optional<uint64_t> part_length(const HttpResponse& part, uint32_t parts) {
   return size == 0 ? std::nullopt : std::optional<uint64_t>(size);
 }
 
-// Runs fn(0..count-1) on up to `threads` threads. The first exception stops handing out work and is
-// rethrown once every thread has finished.
-void for_each_in_parallel(size_t count, int threads, const std::function<void(size_t)>& fn) {
-  std::vector<std::exception_ptr> errors(count);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < count; i = next++) {
-      try {
-        fn(i);
-      } catch (...) {
-        errors[i] = std::current_exception();
-        next = count;
-      }
-    }
-  };
-  int n = std::clamp<int>(static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), count)), 1, 64);
-  {
-    std::vector<std::jthread> pool;  // joined even when starting a thread throws
-    for (int t = 1; t < n; ++t) pool.emplace_back(worker);
-    worker();
-  }
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
-
 // How a multipart object was cut, from the HEADs of its parts.
 struct PartLayout {
   uint32_t parts = 0;
@@ -452,7 +424,7 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
   // measured. Stores without partNumber support leave the part size to inference from the size and count.
   std::vector<HttpResponse> heads(out.objects.size());
   std::vector<PartLayout> layouts(out.objects.size());
-  for_each_in_parallel(out.objects.size(), options.head_concurrency, [&](size_t i) {
+  parallel_for(out.objects.size(), options.head_concurrency, [&](size_t i) {
     const std::string& key = out.objects[i].key;
     heads[i] = client.head_object(key);
     PartLayout& layout = layouts[i];
@@ -515,7 +487,7 @@ S3Plan plan_download(const Client& client, const PlanOptions& options) {
     for (uint32_t part = 2; part < layout.parts; ++part) to_measure.emplace_back(i, part);
   }
   std::mutex problem_lock;
-  for_each_in_parallel(to_measure.size(), options.head_concurrency, [&](size_t t) {
+  parallel_for(to_measure.size(), options.head_concurrency, [&](size_t t) {
     auto [i, part] = to_measure[t];
     PartLayout& layout = layouts[i];
     try {
