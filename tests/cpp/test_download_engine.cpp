@@ -241,8 +241,11 @@ TEST(DownloadEngine, ExistingFilesUseStampsOrAreRehashedOrReplaced) {
   // 2. b.bin lost its stamp (e.g. copied in by hand): re-hashed once, kept, stamped again.
   remove_stamp(dir.path(), "b.bin");
   // 3. c.bin was modified in place with the same size: re-hashed, mismatch, replaced atomically.
+  // (Modified once the file system's clock has moved past the stamped ctime: rewritten within the same
+  // tick, the file would keep the ctime, mtime, size and inode its stamp records.)
   std::string tampered = c;
   tampered[100] ^= 1;
+  testsupport::wait_for_later_ctime(dir / "c.bin");
   testsupport::write_file(dir / "c.bin", tampered);
   auto third = run_download(plan, dir.path(), testsupport::fast_options());
   EXPECT_EQ(bytes_rehashed_from_disk() - rehashed, b.size() + c.size());

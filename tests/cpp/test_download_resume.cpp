@@ -56,6 +56,16 @@ bool wait_until(Predicate p, double seconds) {
   return p();
 }
 
+// The server holds every request for `path` whose range starts at or after `begin` until release_holds().
+void hold_ranges_from(LoopbackServer& server, const std::string& path, uint64_t begin) {
+  Fault hold;
+  hold.kind = Fault::Kind::Hold;
+  hold.path = path;
+  hold.times = 1000;
+  hold.min_range_begin = begin;
+  server.add_fault(hold);
+}
+
 }  // namespace
 
 TEST(DownloadResume, KilledWithSigkillResumesWithoutRefetchingFinishedRanges) {
@@ -64,12 +74,7 @@ TEST(DownloadResume, KilledWithSigkillResumesWithoutRefetchingFinishedRanges) {
   std::string content = make_content(48 * MiB, 21);
   server.add_file("/model.safetensors", content);
   // Ranges from 16 MiB on are held by the server, so exactly the first two ranges can finish.
-  Fault hold;
-  hold.kind = Fault::Kind::Hold;
-  hold.path = "/model.safetensors";
-  hold.times = 1000;
-  hold.min_range_begin = 16 * MiB;
-  server.add_fault(hold);
+  hold_ranges_from(server, "/model.safetensors", 16 * MiB);
   DownloadPlan plan;
   plan.files.push_back(planned("model.safetensors", server.url("/model.safetensors"), content));
   auto options = testsupport::fast_options();
@@ -94,19 +99,23 @@ TEST(DownloadResume, KilledWithSigkillResumesWithoutRefetchingFinishedRanges) {
   ASSERT_TRUE(WIFSIGNALED(status));
   EXPECT_FALSE(testsupport::exists(final_path));
   EXPECT_TRUE(testsupport::exists(partial_path_for(final_path)));
-  size_t requests_before = server.requests().size();
-  server.release_holds();
 
+  // The resumed run fetches from a second server, so its log holds only that run's requests: requests
+  // the killed child had already sent may still reach the first server's log after the kill (from
+  // socket buffers and the accept queue), and would be answered once the holds were released.
+  LoopbackServer resumed_server;
+  resumed_server.add_file("/model.safetensors", content);
+  DownloadPlan resumed_plan = plan;
+  resumed_plan.files[0].url = resumed_server.url("/model.safetensors");  // the journal does not depend on the URL
   DownloadProgress progress;
-  auto report = run_download(plan, dir.path(), options, nullptr, &progress);
+  auto report = run_download(resumed_plan, dir.path(), options, nullptr, &progress);
   EXPECT_TRUE(report.files[0].verified);
   EXPECT_EQ(read_file(final_path), content);
   EXPECT_FALSE(testsupport::exists(journal_path_for(final_path)));
-  auto reqs = server.requests();
   uint64_t fetched_after = 0;
-  for (size_t i = requests_before; i < reqs.size(); ++i) {
-    EXPECT_GE(reqs[i].range_begin, 16 * MiB) << "finished range starting at " << reqs[i].range_begin << " fetched again";
-    fetched_after += reqs[i].body_bytes;
+  for (const auto& r : resumed_server.requests()) {
+    EXPECT_GE(r.range_begin, 16 * MiB) << "finished range starting at " << r.range_begin << " fetched again";
+    fetched_after += r.body_bytes;
   }
   EXPECT_EQ(fetched_after, 32 * MiB);
   EXPECT_EQ(progress.bytes_fetched.load(), 32 * MiB);
@@ -119,6 +128,9 @@ TEST(DownloadResume, CancelledDownloadKeepsEveryReceivedByte) {
   std::string content = make_content(24 * MiB, 22);
   server.add_file("/w.bin", content);
   server.set_connection_rate(4 * MiB);
+  // The last range is held, so the download cannot complete before the cancellation lands however the
+  // threads are scheduled (writes that lag behind the network would otherwise let it finish first).
+  hold_ranges_from(server, "/w.bin", 16 * MiB);
   DownloadPlan plan;
   plan.files.push_back(planned("w.bin", server.url("/w.bin"), content));
   auto options = testsupport::fast_options();
@@ -139,9 +151,10 @@ TEST(DownloadResume, CancelledDownloadKeepsEveryReceivedByte) {
   ASSERT_TRUE(run.get());
   uint64_t kept = journaled_bytes(dir / "w.bin", plan.files[0]);
   EXPECT_GE(kept, 6 * MiB);
-  EXPECT_LT(kept, content.size());
+  EXPECT_LE(kept, 16 * MiB);
   EXPECT_EQ(kept, first.bytes_done.load());  // everything written was journaled at cancellation
 
+  server.release_holds();
   server.set_connection_rate(0);
   DownloadProgress second;
   run_download(plan, dir.path(), options, nullptr, &second);
@@ -157,6 +170,13 @@ TEST(DownloadResume, SingleRangeFileResumesAfterCancellationToo) {
   std::string content = make_content(6 * MiB, 23);
   server.add_file("/s.bin", content);
   server.set_connection_rate(2 * MiB);
+  // The response stops after 5 MiB until released, so the download cannot complete before the
+  // cancellation lands (bytes_done moves in 4 MiB buffers: the wait below ends at 4 MiB written).
+  Fault stall;
+  stall.kind = Fault::Kind::StallAfter;
+  stall.path = "/s.bin";
+  stall.cut_after = 5 * MiB;
+  server.add_fault(stall);
   DownloadPlan plan;
   plan.files.push_back(planned("s.bin", server.url("/s.bin"), content));
   CancelToken cancel;
@@ -172,6 +192,8 @@ TEST(DownloadResume, SingleRangeFileResumesAfterCancellationToo) {
   run.get();
   uint64_t kept = journaled_bytes(dir / "s.bin", plan.files[0]);
   EXPECT_GE(kept, 1 * MiB);
+  EXPECT_LE(kept, 5 * MiB);
+  server.release_holds();
   server.set_connection_rate(0);
   size_t before = server.requests().size();
   DownloadProgress second;
@@ -190,12 +212,7 @@ TEST(DownloadResume, JournalOfOtherContentIsNotTrusted) {
   std::string old_content = make_content(24 * MiB, 24);
   std::string new_content = make_content(24 * MiB, 25);
   server.add_file("/v.bin", old_content);
-  Fault hold;
-  hold.kind = Fault::Kind::Hold;
-  hold.path = "/v.bin";
-  hold.times = 1000;
-  hold.min_range_begin = 8 * MiB;
-  server.add_fault(hold);
+  hold_ranges_from(server, "/v.bin", 8 * MiB);
   DownloadPlan plan;
   plan.files.push_back(planned("v.bin", server.url("/v.bin"), old_content));
   auto options = testsupport::fast_options();
@@ -209,8 +226,13 @@ TEST(DownloadResume, JournalOfOtherContentIsNotTrusted) {
   });
   ASSERT_TRUE(wait_until([&] { return journaled_bytes(dir / "v.bin", plan.files[0]) >= 8 * MiB; }, 30));
   cancel.cancel();
-  server.release_holds();
   run.get();
+  // Released only now: released before the run noticed the cancellation, the held ranges could arrive
+  // and complete the old file, and the second run would replace a whole file instead of a journaled
+  // partial one (passing even if the journal's identity were not checked).
+  ASSERT_FALSE(testsupport::exists(dir / "v.bin"));
+  ASSERT_GE(journaled_bytes(dir / "v.bin", plan.files[0]), 8 * MiB);
+  server.release_holds();
 
   // Upstream changed: same path and size, another digest. The old partial data must not be reused.
   server.add_file("/v.bin", new_content);

@@ -412,8 +412,10 @@ TEST(VerifiedStamp, ValidOnlyWhileTheFileIsUnchanged) {
   Digest other = d;
   other.value = testsupport::sha256_hex("other");
   EXPECT_FALSE(stamp_is_valid(dir.path(), "w/model.bin", normalize_digest(other, 5, "w/model.bin")));
-  // Rewriting the file, even with the same size and restored mtime, changes its ctime.
+  // Rewriting the file, even with the same size and restored mtime, changes its ctime (once the file
+  // system's clock has moved past the stamped ctime; within the same tick it could not).
   auto mtime = std::filesystem::last_write_time(dir / "w/model.bin");
+  testsupport::wait_for_later_ctime(dir / "w/model.bin");
   testsupport::write_file(dir / "w/model.bin", "jello");
   std::filesystem::last_write_time(dir / "w/model.bin", mtime);
   EXPECT_FALSE(stamp_is_valid(dir.path(), "w/model.bin", expected));

@@ -13,6 +13,7 @@
 #include "modelagent/http_client.hpp"
 #include "modelagent/request_signer.hpp"
 #include "support/hf_test_server.hpp"
+#include "support/refused_port.hpp"
 
 using hf_test::Request;
 using hf_test::Response;
@@ -368,11 +369,8 @@ TEST(HttpClient, RetriesCutConnections) {
 }
 
 TEST(HttpClient, ConnectionRefusedIsAnErrorNamingTheUrlAfterRetries) {
-  std::string url;
-  {
-    Server gone([](const Request& r) { return Response{}; });
-    url = gone.base_url() + "/api/models/x";
-  }
+  testsupport::RefusedPort gone;  // stays refused: a stopped server's port could be reused by another test's
+  std::string url = gone.base_url() + "/api/models/x";
   try {
     modelagent::http_request(get(url), fast_policy(3));
     FAIL() << "no error";

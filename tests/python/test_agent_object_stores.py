@@ -507,7 +507,9 @@ def test_e2e_s3_models_on_kubernetes(fake_kube, kube_config_file, moto_server, t
         add_model(fake_kube, model("nokey", "s3://models/absent", key="no-such-secret", parameters=parameters))
         agent.wait_ready("plain")
         agent.wait_ready("trt")
-        agent.wait(lambda: agent.label("nokey") == "Failed", "nokey Failed", "nokey")
+        # The label is written before the ConfigMap entry: wait for both.
+        agent.wait(lambda: agent.label("nokey") == "Failed" and (agent.entry("nokey") or {}).get("status") == "Failed",
+                   "nokey Failed", "nokey")
         assert files_under(root / "basemodels" / "team" / "plain") == sorted(LISTING)
         assert files_under(root / "basemodels" / "team" / "trt") == [
             "H100/config.json", "H100/rank0.engine", "config.json", "tokenizer.json"]

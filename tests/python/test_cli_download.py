@@ -162,18 +162,20 @@ def test_terminal_gets_a_live_progress_bar(hub: FakeHub, tmp_path: Path) -> None
     os.close(slave)
     output = b""
     deadline = time.monotonic() + 60
+    # Read until the terminal reports that its last writer closed it (EIO once everything written was read),
+    # not until the process is seen to exit: its last frame can land between a select() that timed out and
+    # the exit check.
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif proc.poll() is not None:
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
             break
+        if not chunk:
+            break
+        output += chunk
     proc.wait(timeout=30)
     os.close(master)
     text = output.decode(errors="replace")

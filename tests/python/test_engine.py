@@ -28,6 +28,8 @@ class _Server(http.server.ThreadingHTTPServer):
         self.chunk_delay = 0.0  # seconds slept per 64 KiB sent
         self.release = threading.Event()
         self.release.set()
+        self.tail_release = threading.Event()  # ranges that do not start at byte 0 wait for it too
+        self.tail_release.set()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_port}{path}"
@@ -56,14 +58,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             first, _, last = rng[6:].partition("-")
             start = int(first)
             end = int(last) + 1 if last else len(body)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(end - start))
-        self.end_headers()
+        if start > 0:
+            srv.tail_release.wait(30)
         pos = start
         try:
+            if rng and rng.startswith("bytes="):
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(end - start))
+            self.end_headers()
             while pos < end:
                 chunk = body[pos : min(end, pos + 65536)]
                 self.wfile.write(chunk)
@@ -81,6 +86,7 @@ def server() -> Iterator[_Server]:
     thread.start()
     yield srv
     srv.release.set()
+    srv.tail_release.set()
     srv.shutdown()
     srv.server_close()
 
@@ -175,7 +181,10 @@ def test_cancel_token_from_another_thread(server: _Server, tmp_path: Path) -> No
 def test_ctrl_c_cancels_and_raises_keyboard_interrupt(server: _Server, tmp_path: Path) -> None:
     blob = os.urandom(4 << 20)
     plan = [_entry(server, "big.bin", blob)]
-    server.chunk_delay = 0.05
+    # Four 1 MiB ranges: the first one arrives (so there is something to keep for resuming); the server holds
+    # the other three until Ctrl-C was handled, so the download cannot finish first however slowly the
+    # interrupting thread or the signal check gets to run.
+    server.tail_release.clear()
     progress = modelagent.DownloadProgress()
 
     def interrupt_when_started() -> None:
@@ -190,7 +199,7 @@ def test_ctrl_c_cancels_and_raises_keyboard_interrupt(server: _Server, tmp_path:
     assert not (tmp_path / "big.bin").exists()
     # What arrived was kept for resuming.
     assert (tmp_path / "big.bin.partial.journal").exists()
-    server.chunk_delay = 0
+    server.tail_release.set()
     report = modelagent.run_download(plan, tmp_path, None, None, modelagent.DownloadProgress())
     assert report.bytes_fetched < len(blob)
     assert (tmp_path / "big.bin").read_bytes() == blob

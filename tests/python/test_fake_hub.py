@@ -54,7 +54,7 @@ def request(
     parts = urlsplit(url)
     own = conn is None
     if conn is None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn.request(method, target, headers=headers or {})
@@ -510,7 +510,7 @@ def test_cut_closes_the_socket_after_n_bytes(fake_hub_factory):
     data = os.urandom(200_000)
     hub.add_repo("org/m", {"f.bin": data})
     hub.cut_connection(after_bytes=12345)
-    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(hub.url).port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(hub.url).port, timeout=60)
     conn.request("GET", "/org/m/resolve/main/f.bin")
     resp = conn.getresponse()
     with pytest.raises(http.client.IncompleteRead) as err:
@@ -544,7 +544,7 @@ def test_throttle_and_delay_slow_responses_down(fake_hub_factory):
 def test_request_log_and_keep_alive(fake_hub):
     fake_hub.add_repo("org/m", {"a.txt": b"1"})
     parts = urlsplit(fake_hub.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     request(f"{fake_hub.url}/api/models/org/m", conn=conn)
     request(f"{fake_hub.url}/api/models/org/m/tree/main", headers={"Range": "bytes=0-1", "User-Agent": "t/1"}, conn=conn)
     conn.close()

@@ -82,10 +82,10 @@ class Collector:
         finally:
             self.items.put(self.END)
 
-    def next(self, timeout: float = 10.0) -> Any:
+    def next(self, timeout: float = 30.0) -> Any:
         return self.items.get(timeout=timeout)
 
-    def next_event(self, timeout: float = 10.0) -> dict[str, Any]:
+    def next_event(self, timeout: float = 30.0) -> dict[str, Any]:
         item = self.next(timeout)
         if not isinstance(item, dict):
             raise AssertionError(f"expected a watch event, got {item!r}")
@@ -108,6 +108,44 @@ def collectors() -> Iterator[list[Collector]]:
 def summary(event: dict[str, Any]) -> tuple[str, str]:
     obj = event["raw_object"]
     return event["type"], obj["metadata"]["name"]
+
+
+def first_events(func: Callable[..., Any], *args: Any, count: int, **kwargs: Any) -> list[dict[str, Any]]:
+    """The first ``count`` events of a watch, then the watch is stopped.
+
+    The server's ``timeoutSeconds`` stays far away: the fake stops pumping a watch at its deadline even with
+    events queued, so a 1 s watch on a loaded machine can end before it sent what it had (and an expected
+    event would be missing). A test that wants "nothing else" puts a marker change last and reads up to it.
+    """
+    w = watch.Watch()
+    events: list[dict[str, Any]] = []
+    for event in w.stream(func, *args, timeout_seconds=60, **kwargs):
+        events.append(event)
+        if len(events) == count:
+            w.stop()
+    return events
+
+
+def handler_threads_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The HTTP server's connection threads started since ``before`` (a ``threading.enumerate()`` set)."""
+    return [t for t in threading.enumerate() if t not in before and "process_request" in t.name]
+
+
+def watch_lines(conn: http.client.HTTPConnection, path: str, count: int,
+                before_reading: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """GET a watch ``path`` over plain HTTP and read its first ``count`` event lines (``before_reading`` runs
+    once the first line arrived, when the watch is registered)."""
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
+    lines = []
+    for _ in range(count):
+        line = resp.readline()
+        assert line, f"the watch ended after {lines}"
+        lines.append(json.loads(line))
+        if before_reading is not None and len(lines) == 1:
+            before_reading()
+    return lines
 
 
 # ---------------------------------------------------------------------------------------- CRUD
@@ -594,9 +632,10 @@ def test_watch_from_resource_version_replays_only_later_changes(core: client.Cor
     first = core.create_namespaced_config_map("ome", {"metadata": {"name": "a"}})
     core.create_namespaced_config_map("ome", {"metadata": {"name": "b"}})
     core.patch_namespaced_config_map("a", "ome", {"data": {"x": "1"}})
-    events = list(watch.Watch().stream(core.list_namespaced_config_map, "ome",
-                                       resource_version=first.metadata.resource_version, timeout_seconds=1))
-    assert [summary(e) for e in events] == [("ADDED", "b"), ("MODIFIED", "a")]
+    core.create_namespaced_config_map("ome", {"metadata": {"name": "end"}})  # marker: the last change
+    events = first_events(core.list_namespaced_config_map, "ome", count=3,
+                          resource_version=first.metadata.resource_version)
+    assert [summary(e) for e in events] == [("ADDED", "b"), ("MODIFIED", "a"), ("ADDED", "end")]
     rvs = [int(e["object"].metadata.resource_version) for e in events]
     assert rvs == sorted(rvs) and rvs[0] > int(first.metadata.resource_version)
 
@@ -618,7 +657,7 @@ def test_watch_too_old_resource_version_raises_410(fake_kube_factory: Callable[.
         assert [r.query["resourceVersion"] for r in watches] == [old, old]  # retried once, same RV
         with pytest.raises(ApiException) as err:  # with timeout_seconds the client does not retry
             list(watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=old,
-                                      timeout_seconds=5))
+                                      timeout_seconds=60))
         assert err.value.status == 410 and len(kube.find_requests(verb="watch")) == 3
         recent = core.list_namespaced_config_map("default").metadata.resource_version
         assert list(watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=recent,
@@ -630,7 +669,7 @@ def test_compact_expires_every_older_version(core: client.CoreV1Api, fake_kube: 
     core.patch_namespaced_config_map("a", "ome", {"data": {"x": "1"}})
     fake_kube.compact()
     with pytest.raises(ApiException) as err:
-        list(watch.Watch().stream(core.list_namespaced_config_map, "ome", resource_version=rv, timeout_seconds=5))
+        list(watch.Watch().stream(core.list_namespaced_config_map, "ome", resource_version=rv, timeout_seconds=60))
     assert err.value.status == 410
 
 
@@ -664,11 +703,16 @@ def test_watch_without_bookmark_permission_gets_none(fake_kube_factory: Callable
 
 def test_timeout_seconds_ends_the_stream(core: client.CoreV1Api, fake_kube: FakeKubeAPI) -> None:
     core.create_node({"metadata": {"name": "n1"}})
-    events = list(watch.Watch().stream(core.list_node, timeout_seconds=1))
-    assert [summary(e) for e in events] == [("ADDED", "n1")]
+    current = core.list_node().metadata.resource_version
+    # From the current resourceVersion: nothing to send, so only the timeout can end the stream. (With
+    # initial events, a server thread stalled past the 1 s deadline would end it before sending them.)
+    started = time.monotonic()
+    events = list(watch.Watch().stream(core.list_node, resource_version=current, timeout_seconds=1))
+    assert events == []
+    assert time.monotonic() - started >= 1.0  # a lower bound: the server holds the stream open until then
     (request,) = fake_kube.find_requests(verb="watch")
     assert request.query["timeoutSeconds"] == "1" and request.status == 200
-    fake_kube.wait_for_watches(0, timeout=5)  # the server closes its side just after the client finishes reading
+    fake_kube.wait_for_watches(0, timeout=30)  # the server closes its side just after the client finishes reading
 
 
 def test_watch_selector_transitions(core: client.CoreV1Api, fake_kube: FakeKubeAPI,
@@ -749,26 +793,24 @@ def test_python_client_22_query_style(fake_kube: FakeKubeAPI) -> None:
     """kubernetes 22.6 sends booleans as ``True`` and URL-encodes the selector's ``=``."""
     fake_kube.add_node("n1")
     fake_kube.add_node("n2")
-    conn = http.client.HTTPConnection("127.0.0.1", fake_kube.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", fake_kube.port, timeout=30)
     try:
-        conn.request("GET", "/api/v1/nodes?fieldSelector=metadata.name%3Dn1&watch=True"
-                            "&allowWatchBookmarks=True&timeoutSeconds=1")
-        resp = conn.getresponse()
-        assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
-        lines = [json.loads(line) for line in resp.read().splitlines()]
+        # n2 would come right after n1 if the selector were ignored; the change to n1 marks the end.
+        lines = watch_lines(conn, "/api/v1/nodes?fieldSelector=metadata.name%3Dn1&watch=True"
+                                  "&allowWatchBookmarks=True&timeoutSeconds=60", 2,
+                            lambda: fake_kube.patch("nodes", "n1", {"metadata": {"labels": {"a": "b"}}}))
     finally:
         conn.close()
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in lines] == [("ADDED", "n1")]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in lines] == [("ADDED", "n1"), ("MODIFIED", "n1")]
     assert lines[0]["object"]["kind"] == "Node"
 
 
 def test_watch_with_initial_events_end_bookmark(fake_kube: FakeKubeAPI) -> None:
     fake_kube.add_node("n1")
-    conn = http.client.HTTPConnection("127.0.0.1", fake_kube.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", fake_kube.port, timeout=30)
     try:
-        conn.request("GET", "/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
-                            "&allowWatchBookmarks=true&timeoutSeconds=1")
-        lines = [json.loads(line) for line in conn.getresponse().read().splitlines()]
+        lines = watch_lines(conn, "/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                  "&allowWatchBookmarks=true&timeoutSeconds=60", 2)
     finally:
         conn.close()
     assert [e["type"] for e in lines] == ["ADDED", "BOOKMARK"]
@@ -835,10 +877,11 @@ def test_abrupt_watch_drop_raises_and_caller_resumes(core: client.CoreV1Api, fak
     assert isinstance(error, urllib3.exceptions.ProtocolError)
     assert c.next() == Collector.END
     core.create_node({"metadata": {"name": "n2"}})
-    resumed = Collector(core.list_node, resource_version=c.watch.resource_version, timeout_seconds=1)
+    resumed = Collector(core.list_node, resource_version=c.watch.resource_version, timeout_seconds=60)
     collectors.append(resumed)
     assert summary(resumed.next_event()) == ("ADDED", "n2")
-    assert resumed.next() == Collector.END
+    core.create_node({"metadata": {"name": "n3"}})  # a marker: nothing (no n1 replay) comes in between
+    assert summary(resumed.next_event()) == ("ADDED", "n3")
 
 
 def test_fail_next_500_then_success(core: client.CoreV1Api, fake_kube: FakeKubeAPI) -> None:
@@ -897,22 +940,38 @@ def test_fail_next_409_on_update(core: client.CoreV1Api, fake_kube: FakeKubeAPI)
 def test_silent_watch_hits_client_read_timeout(core: client.CoreV1Api, fake_kube: FakeKubeAPI) -> None:
     fake_kube.add_node("n1")
     fake_kube.silence_watches(future=1)
+    before = set(threading.enumerate())
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
         for _ in watch.Watch().stream(core.list_node, _request_timeout=(5, 0.5)):
             pytest.fail("a silent watch sends nothing")
-    fake_kube.wait_for_watches(0)  # the server notices the client hung up
-    events = list(watch.Watch().stream(core.list_node, timeout_seconds=1))
-    assert [summary(e) for e in events] == [("ADDED", "n1")]
+    # The client may give up before the server even got to the request. Let the server finish that watch (it
+    # takes the silence, notices the client hung up and ends) so the next watch cannot be the one silenced.
+    fake_kube.wait_for_request(lambda r: r.verb == "watch", timeout=30)
+    for handler in handler_threads_since(before):
+        handler.join(30)
+    fake_kube.wait_for_watches(0, timeout=30)
+    assert [summary(e) for e in first_events(core.list_node, count=1)] == [("ADDED", "n1")]
 
 
 def test_silence_an_open_watch(core: client.CoreV1Api, fake_kube: FakeKubeAPI,
                                collectors: list[Collector]) -> None:
     fake_kube.add_node("n1")
-    c = Collector(core.list_node, _request_timeout=(5, 1))
-    collectors.append(c)
-    assert summary(c.next_event()) == ("ADDED", "n1")
-    fake_kube.wait_for_watches(1)
-    assert fake_kube.silence_watches() == 1
+    # The client gives up after 1 s without data. Should the server take that long to send the first event, or
+    # this thread stall that long before silence_watches() (the watch is gone then: 0 silenced), the attempt
+    # proves nothing: start over with a new watch.
+    for _attempt in range(5):
+        fake_kube.wait_for_watches(0, timeout=30)
+        c = Collector(core.list_node, _request_timeout=(5, 1))
+        collectors.append(c)
+        first = c.next()
+        if isinstance(first, urllib3.exceptions.ReadTimeoutError):
+            continue
+        assert isinstance(first, dict) and summary(first) == ("ADDED", "n1")
+        if fake_kube.silence_watches() == 1:
+            break
+        assert isinstance(c.next(), urllib3.exceptions.ReadTimeoutError)
+    else:
+        pytest.fail("the watch never stayed open until silence_watches()")
     fake_kube.add_node("n2")
     assert isinstance(c.next(), urllib3.exceptions.ReadTimeoutError)
 
@@ -921,9 +980,9 @@ def test_delay_holds_a_response(core: client.CoreV1Api, fake_kube: FakeKubeAPI) 
     rule = fake_kube.delay(3.0, count=1, verb="create")
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
         core.create_namespaced_config_map("ome", {"metadata": {"name": "slow"}}, _request_timeout=(5, 0.3))
-    assert rule.hits == 1
     # like a slow real server, the write still happens after the client gave up
-    fake_kube.wait_for_request(lambda r: r.verb == "create" and r.status == 201)
+    fake_kube.wait_for_request(lambda r: r.verb == "create" and r.status == 201, timeout=30)
+    assert rule.hits == 1  # counted by the server thread, which may not have run before the client gave up
     assert core.read_namespaced_config_map("slow", "ome").metadata.name == "slow"
     core.create_namespaced_config_map("ome", {"metadata": {"name": "fast"}}, _request_timeout=(5, 5))
 
@@ -1078,17 +1137,17 @@ def test_a_reset_keep_alive_connection_is_not_reported_as_a_server_error(
     import socket
     import struct
 
+    before = set(threading.enumerate())
     conn = http.client.HTTPConnection("127.0.0.1", fake_kube.port, timeout=10)
     conn.request("GET", "/api/v1/nodes")
     assert conn.getresponse().read()
+    (handler,) = handler_threads_since(before)
     # Close with an RST (linger 0) while the server waits for the next request on the connection.
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
+    # The connection's handler thread sees the reset, reports any error (handle_error) and ends: join it.
+    handler.join(30)
+    assert not handler.is_alive()
     httpd = fake_kube._httpd
-    assert httpd is not None
-    deadline = time.monotonic() + 5
-    while httpd.connections and time.monotonic() < deadline:  # the handler has seen the reset and ended
-        time.sleep(0.02)
-    assert not httpd.connections
-    time.sleep(0.2)  # the handler thread reports errors just after it leaves the connection set
+    assert httpd is not None and not httpd.connections
     assert "Traceback" not in capsys.readouterr().err

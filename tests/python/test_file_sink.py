@@ -179,9 +179,10 @@ def test_concurrent_writers_and_readers_see_whole_files(tmp_path: Path) -> None:
     for w in workers:
         w.start()
     for w in workers:
-        w.join(60)
+        w.join(120)  # 180 writes with two fsyncs each: slow on a busy disk, so a generous bound
     stop.set()
-    watcher.join(10)
+    watcher.join(30)
+    assert not any(t.is_alive() for t in (*workers, watcher)), "writers or reader still running"
     assert torn == []
     data = status_file(tmp_path)
     assert {json.loads(v)["status"] for v in data.values()} == {"Ready"} and len(data) == 6

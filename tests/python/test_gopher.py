@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,29 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = BOUND) ->
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def held(hub: Any, sha256: str) -> Iterator[threading.Event]:
+    """Hold the fake CDN's answer to the next request for the file ``sha256`` until the block ends (the
+    download stays busy for sure, whatever the machine's speed); yields an Event set once it arrived."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(record: Any) -> None:
+        arrived.set()
+        release.wait(3 * BOUND)  # bounded: a broken test must not hang the fake's shutdown
+
+    hub.on_request(hold, server="cdn", path=sha256)
+    try:
+        yield arrived
+    finally:
+        release.set()
+
+
+def lfs_sha(hub: Any, repo: str, path: str) -> str:
+    sha = hub.files(repo, "main")[path].sha256
+    assert sha, f"{path} is not an LFS file"
+    return sha
 
 
 def model(name: str, uri: str, *, namespace: str | None = "team", path: str | None = None, uid: str | None = None,
@@ -232,10 +256,13 @@ def test_delete_during_download_cancels_and_never_resurrects(make_gopher, sink, 
     gopher.submit(task(TaskType.DOWNLOAD, obj))
     wait_for(lambda: any(c[0] == "progress" and c[1]["completedBytes"] > 0 for c in sink.calls_for(key)),
              "download progress")
-    started = time.monotonic()
     gopher.submit(task(TaskType.DELETE, obj))
-    assert gopher.wait_idle(BOUND)
-    assert time.monotonic() - started < 10, "delete did not cancel the transfer"
+    assert gopher.wait_idle(BOUND)  # without the cancel the transfer alone lasts a minute
+    # The transfer was cut: the CDN answers ended (the client went away) short of the shard's size.
+    shard = fake_hub.files("org/big", "main")["model.safetensors"]
+    served = fake_hub.find_requests(server="cdn", method="GET", path=shard.sha256)
+    assert served and all(r.wait(BOUND) for r in served), "the transfer went on after the delete"
+    assert sum(r.bytes_sent for r in served) < shard.size, "delete did not cancel the transfer"
     calls = sink.calls_for(key)
     assert calls[-1] == ("remove", None)
     assert not any(c[0] == "status" and c[1][0] in ("Ready", "Failed") for c in calls)
@@ -250,15 +277,15 @@ def test_delete_is_not_starved_by_busy_workers(make_gopher, sink, root, fake_hub
     small = model("small", "hf://org/small")
     gopher.submit(task(TaskType.DOWNLOAD, small))
     assert gopher.wait_idle(BOUND)
-    fake_hub.throttle(256 << 10, server="cdn")
     slow = model("slow", "hf://org/slow")
     slow_key = ModelRef.from_object(slow).configmap_key
-    gopher.submit(task(TaskType.DOWNLOAD, slow))
-    wait_for(lambda: any(c[0] == "progress" for c in sink.calls_for(slow_key)), "slow download running")
-    gopher.submit(task(TaskType.DELETE, small))
-    small_key = ModelRef.from_object(small).configmap_key
-    wait_for(lambda: ("remove", None) in sink.calls_for(small_key), "delete of the idle model")
-    assert slow_key in gopher.busy_keys(), "the delete had to wait for the only worker"
+    with held(fake_hub, lfs_sha(fake_hub, "org/slow", "model.safetensors")) as arrived:
+        gopher.submit(task(TaskType.DOWNLOAD, slow))
+        assert arrived.wait(BOUND), "slow download running"  # the only worker is busy until the block ends
+        gopher.submit(task(TaskType.DELETE, small))
+        small_key = ModelRef.from_object(small).configmap_key
+        wait_for(lambda: ("remove", None) in sink.calls_for(small_key), "delete of the idle model")
+        assert slow_key in gopher.busy_keys(), "the delete had to wait for the only worker"
     assert not (root / "basemodels" / "team" / "small").exists()
 
 
@@ -267,13 +294,13 @@ def test_newer_task_supersedes_queued_one(make_gopher, sink, fake_hub, synthetic
     publish(fake_hub, synthetic_model, "org/v1", seed=1)
     publish(fake_hub, synthetic_model, "org/v2", seed=2)
     gopher = make_gopher(workers=1)
-    fake_hub.throttle(2 << 20, server="cdn")
     slow = model("slow", "hf://org/slow")
-    gopher.submit(task(TaskType.DOWNLOAD, slow))
-    wait_for(lambda: any(c[0] == "progress" for c in sink.calls_for(ModelRef.from_object(slow).configmap_key)),
-             "slow download running")
-    gopher.submit(task(TaskType.DOWNLOAD, model("m", "hf://org/v1")))
-    gopher.submit(task(TaskType.DOWNLOAD_OVERRIDE, model("m", "hf://org/v2")))
+    # Both tasks for m must be queued while the only worker is busy: its download is held until then.
+    with held(fake_hub, lfs_sha(fake_hub, "org/slow", "model.safetensors")) as arrived:
+        gopher.submit(task(TaskType.DOWNLOAD, slow))
+        assert arrived.wait(BOUND), "slow download running"
+        gopher.submit(task(TaskType.DOWNLOAD, model("m", "hf://org/v1")))
+        gopher.submit(task(TaskType.DOWNLOAD_OVERRIDE, model("m", "hf://org/v2")))
     assert gopher.wait_idle(BOUND)
     assert not fake_hub.find_requests(path="org/v1"), "the superseded task ran"
     assert fake_hub.find_requests(path="org/v2")
@@ -356,15 +383,18 @@ def test_token_from_secret_then_parameters(make_gopher, sink, fake_hub_factory, 
 
 def test_stop_mid_download_then_restart_resumes(sink, root, fake_hub, synthetic_model):
     publish(fake_hub, synthetic_model, "org/resume", shard_sizes=[1 << 20, 1 << 20, 8 << 20])
-    fake_hub.throttle(1 << 20, server="cdn")
     obj = model("r", "hf://org/resume")
     key = ModelRef.from_object(obj).configmap_key
     first = Gopher(sink, models_root=root, endpoint=fake_hub.url, progress_interval=0.05,
                    connections=1).start()
-    first.submit(task(TaskType.DOWNLOAD, obj))
-    wait_for(lambda: any(c[0] == "progress" and c[1]["completedFiles"] >= 3 for c in sink.calls_for(key)),
-             "some files complete")
-    assert first.stop(timeout=10)
+    # One connection fetches the files in name order; the last shard is held until the agent stopped, so the
+    # stop lands after the first shards and before the end, however fast or slow the machine is.
+    with held(fake_hub, lfs_sha(fake_hub, "org/resume", "model-00003-of-00003.safetensors")) as arrived:
+        first.submit(task(TaskType.DOWNLOAD, obj))
+        assert arrived.wait(BOUND), "the last shard was never requested"
+        wait_for(lambda: any(c[0] == "progress" and c[1]["completedFiles"] >= 3 for c in sink.calls_for(key)),
+                 "some files complete")
+        assert first.stop(timeout=10)
     assert sink.status(key) == "Updating"
     dest = root / "basemodels" / "team" / "r"
     hub_files = fake_hub.files("org/resume", "main")
@@ -557,6 +587,14 @@ def test_metrics_and_phases_of_a_successful_download(make_gopher, sink, root, fa
     gopher = make_gopher(metrics=metrics)
     obj = model("m", "hf://org/m")
     key = ModelRef.from_object(obj).configmap_key
+
+    def phases_so_far() -> list[str]:
+        return [c[1]["phase"] for c in sink.calls_for(key) if c[0] == "progress" and c[1] is not None]
+
+    # "Downloading" comes from the engine's progress polls (every 0.5 s): hold the first file answer until one
+    # was written, so a progress thread starved for the download's few seconds cannot leave it out.
+    fake_hub.on_request(lambda _r: wait_for(lambda: "Downloading" in phases_so_far(), "a Downloading progress"),
+                        server="cdn")
     gopher.submit(task(TaskType.DOWNLOAD, obj))
     assert gopher.wait_idle(BOUND)
     assert sink.status(key) == "Ready"
@@ -572,7 +610,7 @@ def test_metrics_and_phases_of_a_successful_download(make_gopher, sink, root, fa
     for phase in ("queue", "transfer", "verify", "parse"):
         assert metric(text, "model_agent_phase_duration_seconds_count", phase=phase) == 1, phase
 
-    phases = [c[1]["phase"] for c in sink.calls_for(key) if c[0] == "progress" and c[1] is not None]
+    phases = phases_so_far()
     assert phases[0] == "Scanning" and phases[-1] == "Finalizing" and "Downloading" in phases
     assert phases.index("Finalizing") > max(i for i, p in enumerate(phases) if p == "Downloading")
     final = next(c[1] for c in reversed(sink.calls_for(key)) if c[0] == "progress")

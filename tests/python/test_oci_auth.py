@@ -71,10 +71,12 @@ class SignedOrigin(_FakeServer):
 
 
 @pytest.fixture
-def free_port() -> int:
+def free_port() -> Iterator[int]:
+    """A port nothing listens on for the whole test: kept bound (never listening), so connecting is refused
+    and no other server of the machine can take it meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def _sign_and_check(

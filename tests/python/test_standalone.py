@@ -244,6 +244,8 @@ def test_standalone_follows_file_edits_serves_metrics_and_stops_on_sigterm(
     write(models, bm("b", "hf://org/b") + bm("bad", "hf://org//nope"))
     agent.wait(lambda: read_status(root).get(key_b, {}).get("status") == "Ready", "b Ready")
     agent.wait(lambda: key_a not in read_status(root), "a's entry removed")
+    # bad fails on another worker than b's download: nothing orders its Failed before b's Ready.
+    agent.wait(lambda: read_status(root).get(key_bad, {}).get("status") == "Failed", "bad Failed")
     status = read_status(root)
     assert status[key_bad]["status"] == "Failed" and "hf://org//nope" in status[key_bad]["reason"]
     agent.wait(lambda: not (root / "basemodels" / "default" / "a").exists(), "a's folder removed")

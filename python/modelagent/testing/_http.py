@@ -77,7 +77,7 @@ class RequestRecord:
         """True once the server has completely handled the request (``duration`` is then final)."""
         return self._done.is_set()
 
-    def wait(self, timeout: float = 10.0) -> bool:
+    def wait(self, timeout: float = 30.0) -> bool:
         """Wait until the server has finished with this request; False on timeout."""
         return self._done.wait(timeout)
 
@@ -123,9 +123,13 @@ class RequestLog:
             self._records.append(record)
 
     def finish(self, record: RequestRecord) -> None:
-        record._done.set()
-        if self._sink is not None:
-            self._sink(record)
+        # The sink first: whoever waits for the record (``wait_all`` before the CLI closes its access log)
+        # must find it written.
+        try:
+            if self._sink is not None:
+                self._sink(record)
+        finally:
+            record._done.set()
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
@@ -260,12 +264,15 @@ class FaultSet:
         with self._lock:
             return [f for f in self._faults if f.remaining > 0]
 
-    def take(self, kinds: Iterable[str], server: str, method: str, path: str) -> Fault | None:
-        """Consume one firing of the first matching fault of the given kinds."""
+    def take(
+        self, kinds: Iterable[str], server: str, method: str, path: str, exclude: Iterable[Fault] = ()
+    ) -> Fault | None:
+        """Consume one firing of the first matching fault of the given kinds (skipping those in ``exclude``)."""
         kinds = tuple(kinds)
+        skip = {id(f) for f in exclude}
         with self._lock:
             for fault in self._faults:
-                if fault.kind in kinds and fault.matches(server, method, path):
+                if fault.kind in kinds and id(fault) not in skip and fault.matches(server, method, path):
                     fault.fired += 1
                     return fault
         return None
@@ -498,7 +505,11 @@ class BaseHandler(BaseHTTPRequestHandler):
         self.context.log.append(self.record)
         faults: FaultSet = self.context.faults
         try:
-            while (cb := faults.take(("callback",), self.server.name, self.command, self.req_path)) is not None:
+            # Every matching callback fault fires once for this request (one with count > 1 is kept for the
+            # next matching requests, not spent on this one).
+            called: list[Fault] = []
+            while (cb := faults.take(("callback",), self.server.name, self.command, self.req_path, called)) is not None:
+                called.append(cb)
                 assert cb.callback is not None
                 cb.callback(self.record)
             delay = faults.take(("delay",), self.server.name, self.command, self.req_path)

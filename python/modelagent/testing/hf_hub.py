@@ -393,7 +393,7 @@ class FakeHub:
         cdn.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         """Stop both servers, drop open connections and wait (up to ``timeout`` s) until every
         request in the log is finished, so the log is final when this returns. Idempotent."""
         for srv in (self._hub, self._cdn):

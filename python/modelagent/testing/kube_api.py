@@ -288,7 +288,7 @@ class FakeKubeAPI:
         self.store.signal_watchers(("stop", None))
         # Let each watch write its final chunk before the sockets are cut under it.
         try:
-            self.wait_for_watches(0, timeout=5.0)
+            self.wait_for_watches(0, timeout=30.0)  # returns as soon as they have
         except TimeoutError:
             pass
         httpd.shutdown()
@@ -959,26 +959,31 @@ class FakeKubeAPI:
         next_bookmark = time.monotonic() + self.bookmark_interval
         while True:
             now = time.monotonic()
-            if not watcher.silent:
-                if now >= deadline:
+            if not watcher.silent and now >= deadline:
+                # Past the deadline: what was already queued is still sent (a watch thread that was slow to
+                # be scheduled must not lose events that happened in time), then the stream ends.
+                try:
+                    kind, payload = watcher.queue.get_nowait()
+                except queue.Empty:
                     self._end_stream(h)
                     return
-                if bookmarks and now >= next_bookmark:
+            else:
+                if not watcher.silent and bookmarks and now >= next_bookmark:
                     rv = self.store.bookmark_rv(watcher)
                     if rv is not None:
                         self._write_event(h, "BOOKMARK", self._bookmark(rt, rv))
                     next_bookmark = now + self.bookmark_interval
-            waits = [0.25]
-            if not watcher.silent:
-                waits.append(deadline - now)
-                if bookmarks:
-                    waits.append(next_bookmark - now)
-            try:
-                kind, payload = watcher.queue.get(timeout=max(min(waits), 0.0))
-            except queue.Empty:
-                if self._client_gone(h):
-                    return
-                continue
+                waits = [0.25]
+                if not watcher.silent:
+                    waits.append(deadline - now)
+                    if bookmarks:
+                        waits.append(next_bookmark - now)
+                try:
+                    kind, payload = watcher.queue.get(timeout=max(min(waits), 0.0))
+                except queue.Empty:
+                    if self._client_gone(h):
+                        return
+                    continue
             if kind == "event":
                 if not watcher.silent:
                     etype, obj = payload

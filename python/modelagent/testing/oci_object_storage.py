@@ -221,7 +221,7 @@ class FakeObjectStorage:
         self._server.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         """Stop serving, drop connections and wait until every logged request is finished. Idempotent."""
         if self._server is not None:
             self._server.stop()

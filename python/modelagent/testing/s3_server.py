@@ -15,6 +15,7 @@ signatures) use it; import them into a test module or a conftest::
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -59,9 +60,14 @@ class MotoServer:
     ``env`` adds environment variables for the server process (e.g. ``INITIAL_NO_AUTH_ACTION_COUNT``,
     ``S3_UPLOAD_PART_MIN_SIZE``). ``start()`` raises RuntimeError with the server's output when it does
     not answer within ``startup_timeout`` seconds.
+
+    The port is picked free before the process binds it, so something else may take it in between; the
+    server then fails to bind and ``start()`` tries again on another port (``bind_attempts`` in all).
     """
 
-    def __init__(self, env: Mapping[str, str] | None = None, startup_timeout: float = 30.0) -> None:
+    bind_attempts = 5
+
+    def __init__(self, env: Mapping[str, str] | None = None, startup_timeout: float = 60.0) -> None:
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._env = dict(env or {})
@@ -70,6 +76,18 @@ class MotoServer:
         self._log = tempfile.TemporaryFile()
 
     def start(self) -> MotoServer:
+        for attempt in range(1, self.bind_attempts + 1):
+            if self._start_once(last_attempt=attempt == self.bind_attempts):
+                return self
+            # The port was taken between choosing it and the server binding it: choose again.
+            self.port = _free_port()
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _start_once(self, *, last_attempt: bool) -> bool:
+        """Start the process and wait until it answers: True; False if it could not bind its port."""
+        self._log.seek(0)
+        self._log.truncate()
         env = dict(os.environ)
         # Neither the server nor its boto3 clients may pick up real AWS settings from the environment.
         for name in list(env):
@@ -86,11 +104,15 @@ class MotoServer:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self._process.returncode}:\n{self.output()}")
+                output = self.output()
+                self._process = None
+                if "Address already in use" in output and not last_attempt:
+                    return False
+                raise RuntimeError(f"moto_server exited:\n{output}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2):
-                    return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=5):
+                    return True
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException):
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"moto_server did not answer on {self.endpoint} within {self._startup_timeout} s:\n"
@@ -111,7 +133,7 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every bucket, object, IAM user... (``POST /moto-api/reset``)."""
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(request, timeout=10):
+        with urllib.request.urlopen(request, timeout=60):
             pass
 
     def output(self) -> str:

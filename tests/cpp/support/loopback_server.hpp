@@ -1,8 +1,12 @@
 #pragma once
 // A small HTTP/1.1 server on a loopback address for the download engine's tests: keep-alive, GET/HEAD,
 // single byte ranges (206/416), redirects, a request log, and scripted faults (error statuses with
-// headers, connections cut mid-body, flipped bytes, ignored Range, throttled or held responses).
+// headers, connections cut mid-body, flipped bytes, ignored Range, throttled, held or stalled responses).
 // Header-only so each test executable can include it.
+//
+// The request log is written before the client can see what it records: a response's status, body
+// bytes and end time are logged before its last bytes are sent (and corrected if sending fails), so a
+// test that reads the log once the client is done never races the server thread that answered.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -39,9 +43,9 @@ struct Request {
   uint64_t range_begin = 0;
   std::optional<uint64_t> range_last;  // inclusive
   double time = 0;                     // seconds since the server started
-  double end_time = 0;                 // when the response was finished (or abandoned)
+  double end_time = 0;                 // when the last bytes were handed to the socket (or it was abandoned)
   int status = 0;                      // what was answered
-  uint64_t body_bytes = 0;             // body bytes actually sent
+  uint64_t body_bytes = 0;             // body bytes sent (those of a send that failed are not counted)
   bool absolute_form = false;
 
   std::string header(const std::string& name) const {
@@ -53,15 +57,18 @@ struct Request {
 
 // Applies to the next `times` requests whose path contains `path` (and, when min_range_begin is set,
 // that ask for a range starting at or after it).
+// Hold: the request is not answered until release_holds(). StallAfter: the response sends `cut_after`
+// body bytes, then waits for release_holds() before sending the rest.
 struct Fault {
-  enum class Kind { Status, CutAfter, Corrupt, IgnoreRange, Throttle, Hold };
+  enum class Kind { Status, CutAfter, Corrupt, IgnoreRange, Throttle, Hold, StallAfter };
   Kind kind = Kind::Status;
   std::string path;
   int times = 1;
   std::optional<uint64_t> min_range_begin;
   int status = 500;                                          // Status
   std::vector<std::pair<std::string, std::string>> headers;  // Status
-  uint64_t cut_after = 0;                                    // CutAfter: body bytes sent before closing
+  uint64_t cut_after = 0;                                    // CutAfter: body bytes sent before closing;
+                                                             // StallAfter: body bytes sent before waiting
   uint64_t corrupt_offset = 0;                               // Corrupt: file offset whose byte is flipped
   double bytes_per_second = 0;                               // Throttle
 };
@@ -136,7 +143,7 @@ class LoopbackServer {
     std::lock_guard<std::mutex> lock(mu_);
     connection_rate_ = bytes_per_second;
   }
-  // Releases every request held by a Hold fault (and all later ones).
+  // Releases every request held by a Hold or StallAfter fault (and all later ones).
   void release_holds() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -170,6 +177,7 @@ class LoopbackServer {
     }
     return most;
   }
+  // Responses currently waiting for release_holds() (Hold or StallAfter).
   size_t held() const {
     std::lock_guard<std::mutex> lock(mu_);
     return held_;
@@ -314,11 +322,30 @@ class LoopbackServer {
     log_.push_back(r);
     return log_.size() - 1;
   }
+  // Called before the bytes that end a response are sent: once the client has them, the log is complete.
   void finish_record(size_t index, int status, uint64_t body_bytes) {
     std::lock_guard<std::mutex> lock(mu_);
     log_[index].status = status;
     log_[index].body_bytes = body_bytes;
     log_[index].end_time = elapsed();
+  }
+  // The status, before the response head is sent.
+  void record_status(size_t index, int status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_[index].status = status;
+  }
+  // Body bytes handed to the socket so far, counted before each send.
+  void record_body_bytes(size_t index, uint64_t body_bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_[index].body_bytes = body_bytes;
+  }
+  // Waits for release_holds(); false when the server stops instead.
+  bool wait_for_release() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++held_;
+    gate_cv_.wait(lock, [this] { return holds_released_ || stopping_; });
+    --held_;
+    return !stopping_;
   }
 
   bool send_simple(int fd, size_t index, int status, const std::string& reason,
@@ -357,14 +384,7 @@ class LoopbackServer {
       }
       return nullptr;
     };
-    if (const Fault* hold = fault(Fault::Kind::Hold)) {
-      (void)hold;
-      std::unique_lock<std::mutex> lock(mu_);
-      ++held_;
-      gate_cv_.wait(lock, [this] { return holds_released_ || stopping_; });
-      --held_;
-      if (stopping_) return false;
-    }
+    if (fault(Fault::Kind::Hold) && !wait_for_release()) return false;
     if (const Fault* s = fault(Fault::Kind::Status)) {
       return send_simple(fd, index, s->status, "Scripted", s->headers, "scripted failure\n", head_only);
     }
@@ -396,23 +416,36 @@ class LoopbackServer {
     }
     for (const auto& [k, v] : resource->headers) out += k + ": " + v + "\r\n";
     out += "\r\n";
-    if (!send_all(fd, out.data(), out.size())) return false;
-    if (head_only) {
-      finish_record(index, status, 0);
-      return true;
-    }
     const Fault* cut = fault(Fault::Kind::CutAfter);
     const Fault* corrupt = fault(Fault::Kind::Corrupt);
     const Fault* throttle = fault(Fault::Kind::Throttle);
+    const Fault* stall = fault(Fault::Kind::StallAfter);
     if (throttle) rate = throttle->bytes_per_second;
     uint64_t limit = end;
     if (cut) limit = std::min(end, begin + cut->cut_after);
+    std::optional<uint64_t> stall_at;
+    if (stall && begin + stall->cut_after < limit) stall_at = begin + stall->cut_after;
+    if (head_only || begin == limit) finish_record(index, status, 0);  // the head is all there is
+    else record_status(index, status);
+    if (!send_all(fd, out.data(), out.size())) {
+      finish_record(index, status, 0);
+      return false;
+    }
+    if (head_only) return true;
     constexpr size_t kChunk = 64 * 1024;
     std::string chunk;
     uint64_t sent = 0;
     auto started = std::chrono::steady_clock::now();
     for (uint64_t pos = begin; pos < limit;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, limit - pos));
+      if (stall_at && pos == *stall_at) {
+        stall_at.reset();
+        if (!wait_for_release()) {
+          finish_record(index, status, sent);
+          return false;
+        }
+      }
+      uint64_t chunk_end = std::min<uint64_t>(pos + kChunk, stall_at ? *stall_at : limit);
+      size_t n = static_cast<size_t>(chunk_end - pos);
       chunk.assign(content.data() + pos, n);
       if (corrupt && corrupt->corrupt_offset >= pos && corrupt->corrupt_offset < pos + n) {
         chunk[corrupt->corrupt_offset - pos] ^= 0x5a;
@@ -421,11 +454,18 @@ class LoopbackServer {
         double due = static_cast<double>(sent) / rate;
         double now = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         if (due > now) std::this_thread::sleep_for(std::chrono::duration<double>(due - now));
+        bool stopping;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          if (stopping_) return false;
+          stopping = stopping_;
+        }
+        if (stopping) {
+          finish_record(index, status, sent);
+          return false;
         }
       }
+      if (pos + n == limit) finish_record(index, status, sent + n);  // the last bytes of this response
+      else record_body_bytes(index, sent + n);
       if (!send_all(fd, chunk.data(), n)) {
         finish_record(index, status, sent);
         return false;
@@ -433,7 +473,6 @@ class LoopbackServer {
       pos += n;
       sent += n;
     }
-    finish_record(index, status, sent);
     if (cut) return false;  // close mid-body
     return true;
   }

@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "modelagent/download_plan.hpp"
 #include "temp_dir.hpp"
@@ -78,6 +82,28 @@ inline modelagent::DownloadOptions fast_options() {
 inline bool exists(const std::filesystem::path& p) {
   struct stat st {};
   return ::lstat(p.c_str(), &st) == 0;
+}
+
+// Returns once a change made now to a file beside `path` gets a later ctime than `path` has. File
+// systems take timestamps from a coarse clock (a few ms per tick on kernels without fine-grained
+// timestamps), so a file rewritten right after it was stamped could keep the ctime it was stamped with,
+// and a test expecting the change to be noticed would depend on how fast it ran. Bounded at 10 s.
+inline void wait_for_later_ctime(const std::filesystem::path& path) {
+  auto ctime_of = [](const std::filesystem::path& p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) throw std::runtime_error("cannot stat " + p.string());
+    return std::make_pair(static_cast<int64_t>(st.st_ctim.tv_sec), static_cast<int64_t>(st.st_ctim.tv_nsec));
+  };
+  const auto stamped = ctime_of(path);
+  const auto probe = path.parent_path() / ".ctime-probe";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    write_file(probe, "probe");
+    bool later = ctime_of(probe) > stamped;
+    if (later || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::filesystem::remove(probe);
 }
 
 }  // namespace testsupport
