@@ -601,7 +601,8 @@ def test_stop_from_a_handler(kube: FakeKubeAPI, api: Any) -> None:
         results.append(informer.stop())
         stopped.set()
 
-    informer = Informer.for_base_models(api, config=FAST, on_add=on_add).start()
+    informer = Informer.for_base_models(api, config=FAST, on_add=on_add)
+    informer.start()  # assigned first: the handler may run before start() returns
     assert stopped.wait(WAIT)
     assert informer.stop(timeout=WAIT)
     assert seen == ["m1"] and results == [False]
