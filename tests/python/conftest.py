@@ -1,9 +1,11 @@
-"""Shared paths for the Python tests: the repository checkout and the shared test fixtures."""
+"""Shared paths for the Python tests (the repository checkout, the shared test fixtures) and a refused port."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,12 @@ def model_configs_dir() -> Path:
     """The shared model-config fixtures directory; a missing directory fails the test."""
     assert MODEL_CONFIGS_DIR.is_dir(), f"shared fixtures missing: {MODEL_CONFIGS_DIR}"
     return MODEL_CONFIGS_DIR
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A 127.0.0.1 port where connections are refused for the whole test: kept bound but never listening, so
+    no other server can take it meanwhile (a port merely freed may be handed to the next server started)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from typing import Any
 
@@ -449,15 +448,13 @@ def test_transient_read_errors_are_retried(fake_kube: Any, rec: ConfigMapReconci
     assert entry(fake_kube, BM)["status"] == "Ready"
 
 
-def test_unreachable_api_error_names_configmap(core: client.CoreV1Api) -> None:
-    with socket.socket() as unused:  # bound, never listening: connections are refused, nobody can take it
-        unused.bind(("127.0.0.1", 0))
-        core.api_client.configuration.host = f"http://127.0.0.1:{unused.getsockname()[1]}"
-        core.api_client.rest_client.pool_manager.clear()
-        rec = ConfigMapReconciler(core, NODE, NS, retries=2, backoff=0)
-        with pytest.raises(ConfigMapError, match=f"ConfigMap {NS}/{NODE}: writing BaseModel default/test-model "
-                                                 "failed after 2 attempts"):
-            rec.set_status(BM, "Ready")
+def test_unreachable_api_error_names_configmap(core: client.CoreV1Api, refused_port: int) -> None:
+    core.api_client.configuration.host = f"http://127.0.0.1:{refused_port}"
+    core.api_client.rest_client.pool_manager.clear()
+    rec = ConfigMapReconciler(core, NODE, NS, retries=2, backoff=0)
+    with pytest.raises(ConfigMapError, match=f"ConfigMap {NS}/{NODE}: writing BaseModel default/test-model "
+                                             "failed after 2 attempts"):
+        rec.set_status(BM, "Ready")
     assert rec.desired()[BM.configmap_key]["status"] == "Ready"  # remembered for healing
 
 

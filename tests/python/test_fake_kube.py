@@ -113,9 +113,8 @@ def summary(event: dict[str, Any]) -> tuple[str, str]:
 def first_events(func: Callable[..., Any], *args: Any, count: int, **kwargs: Any) -> list[dict[str, Any]]:
     """The first ``count`` events of a watch, then the watch is stopped.
 
-    The server's ``timeoutSeconds`` stays far away: the fake stops pumping a watch at its deadline even with
-    events queued, so a 1 s watch on a loaded machine can end before it sent what it had (and an expected
-    event would be missing). A test that wants "nothing else" puts a marker change last and reads up to it.
+    The server's ``timeoutSeconds`` stays far away, so how soon the watch ends cannot decide what it sent;
+    a test that wants "nothing else" puts a marker change last and reads up to it.
     """
     w = watch.Watch()
     events: list[dict[str, Any]] = []

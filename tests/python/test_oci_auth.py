@@ -5,7 +5,6 @@ them the way OCI does (modelagent.testing._oci_signature)."""
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,15 +67,6 @@ class SignedOrigin(_FakeServer):
             self.rejections.append(exc.message)
             return _Reply(exc.status, exc.message.encode(), "text/plain")
         return _Reply(200, BODY if method == "GET" else b"{}", "application/octet-stream")
-
-
-@pytest.fixture
-def free_port() -> Iterator[int]:
-    """A port nothing listens on for the whole test: kept bound (never listening), so connecting is refused
-    and no other server of the machine can take it meanwhile."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        yield s.getsockname()[1]
 
 
 def _sign_and_check(
@@ -217,8 +207,8 @@ def test_instance_principal_refresh_on_demand() -> None:
         assert after != before
 
 
-def test_instance_principal_metadata_down_names_the_url(free_port: int) -> None:
-    url = f"http://127.0.0.1:{free_port}/opc/v2"
+def test_instance_principal_metadata_down_names_the_url(refused_port: int) -> None:
+    url = f"http://127.0.0.1:{refused_port}/opc/v2"
     with pytest.raises(modelagent.CredentialsError, match=f"{url}/instance/region"):
         _core.oci_principal("InstancePrincipal", metadata_endpoint=url, federation_endpoint="http://127.0.0.1:1")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -213,10 +212,8 @@ def test_forbidden_exits_2_with_the_server_message(capsys, fake_kube, kube_confi
     assert "forbidden" in err and err.count("\n") == 1
 
 
-def test_unreachable_api_server_exits_2(capsys, fake_kube, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_unreachable_api_server_exits_2(capsys, fake_kube, tmp_path, refused_port):
+    port = refused_port
     kubeconfig = fake_kube.write_kubeconfig(tmp_path / "kc")
     text = kubeconfig.read_text().replace(f":{fake_kube.port}", f":{port}")
     kubeconfig.write_text(text)
